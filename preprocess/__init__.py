@@ -1,0 +1,1 @@
+"""Entry points with the reference's module paths (run from the repository root)."""

@@ -1,0 +1,121 @@
+"""Schema of the data-processing pipeline configuration (configs/data/pipeline.yaml).
+
+Each section is a dataclass handed, typed, to the stage that uses it.  Defaults
+here are the schema defaults; the YAML file states the shipped values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+DEFAULT_EXTENSIONS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".wmv"]
+
+
+@dataclass
+class RunSection:
+    input_dir: Optional[str] = None
+    output_dir: Optional[str] = None  # default: the parent folder of input_dir (reference behaviour)
+    temp_dir: Optional[str] = None
+    total_num_workers: int = 2
+    per_gpu_num_workers: int = 1
+    executor: str = "local"  # local | sequential | ray
+    ray_address: Optional[str] = None
+    max_retries: int = 2
+    keep_intermediate: bool = False
+    keep_candidates: bool = True
+    contact_sheet: bool = True
+    extensions: List[str] = field(default_factory=lambda: list(DEFAULT_EXTENSIONS))
+    progress: bool = True
+
+
+@dataclass
+class MediaSection:
+    fps: int = 25
+    sample_rate: int = 16000
+    decode_threads: int = 1
+
+
+@dataclass
+class SceneSection:
+    detector: str = "adaptive"  # adaptive | content | threshold | none
+    threshold: float = 2.0  # adaptive_threshold (adaptive) / threshold (content, threshold)
+    window_width: int = 2
+    min_content_val: float = 15.0
+    min_scene_len_s: float = 0.6
+    downscale_width: int = 320  # frames fed to the detector are resized to this width
+
+
+@dataclass
+class SegmentSection:
+    seconds: float = 5.0
+    min_seconds: float = 2.0
+
+
+@dataclass
+class FaceSection:
+    backend: str = "dlib"  # dlib | insightface
+    resolution: int = 256
+    min_size_px: int = 50
+    min_width_px: int = 50
+    min_height_px: int = 80
+    min_aspect: float = 0.2
+    max_aspect: float = 1.5
+    min_score: float = 0.5
+    multiple_face_ratio: float = 0.5  # a second face at least this fraction of the main face's area => multiple_faces
+    max_yaw_deg: Optional[float] = None
+    detect_width: int = 640  # detection runs on frames downscaled to this width
+    redetect_every: int = 25
+    max_missing_frames: int = 0
+    insightface_model_dir: Optional[str] = None
+    device: str = "auto"
+
+
+@dataclass
+class SyncSection:
+    backend: str = "landmark"  # landmark | syncnet | stable_syncnet
+    conf_threshold: float = 3.0
+    max_offset_frames: int = 6
+    search_frames: int = 15
+    syncnet_checkpoint: str = "checkpoints/auxiliary/syncnet_v2.model"
+    stable_syncnet_checkpoint: Optional[str] = None
+    stable_syncnet_config: str = "configs/syncnet/pixel.yaml"
+    device: str = "auto"
+
+
+@dataclass
+class QualitySection:
+    # Scales and reasons for every threshold: docs/quality.md.  A threshold set to null disables its check.
+    backends: List[str] = field(default_factory=lambda: ["classic", "brisque"])  # classic | brisque | hyperiqa
+    num_frames: int = 5  # frames scored per clip by classic and brisque (spread evenly, first and last included)
+    min_sharpness: Optional[float] = 3.0  # variance of the Laplacian of the face's luma at 256x256
+    min_mouth_sharpness: Optional[float] = 4.0  # the same on the mouth region
+    min_brightness: Optional[float] = 40.0  # mean luma of the face, 0-255
+    max_brightness: Optional[float] = 225.0
+    min_contrast: Optional[float] = 8.0  # standard deviation of the face's luma, 0-255
+    max_noise: Optional[float] = 5.0  # estimated white-noise std of the face's luma at 256x256
+    max_blockiness: Optional[float] = 1.5  # luma step across the 8x8 grid / step elsewhere (1.0 = none)
+    max_brisque: Optional[float] = 70.0  # BRISQUE of the face region, lower is better
+    brisque_model_dir: Optional[str] = None  # folder with svm.txt + normalize.pickle; default: the brisque package's
+    hyperiqa_checkpoint: str = "checkpoints/auxiliary/koniq_pretrained.pkl"
+    min_hyperiqa: Optional[float] = 40.0  # mean HyperIQA over frames 0, middle, last (the reference keeps >= 40)
+    device: str = "auto"
+
+
+@dataclass
+class EncodeSection:
+    crf: int = 13
+    preset: str = "veryfast"
+    audio_bitrate: int = 96000
+
+
+@dataclass
+class PipelineConfig:
+    run: RunSection = field(default_factory=RunSection)
+    media: MediaSection = field(default_factory=MediaSection)
+    scene: SceneSection = field(default_factory=SceneSection)
+    segment: SegmentSection = field(default_factory=SegmentSection)
+    face: FaceSection = field(default_factory=FaceSection)
+    sync: SyncSection = field(default_factory=SyncSection)
+    quality: QualitySection = field(default_factory=QualitySection)
+    encode: EncodeSection = field(default_factory=EncodeSection)

@@ -1,0 +1,375 @@
+"""Process one source end to end: decode once, stream frames through the stages, encode once.
+
+probe -> decode at 25 fps (+ 16 kHz audio) -> per frame: scene detector, then (a few
+frames later, once cuts up to that frame are known) face tracker + aligned crop ->
+when a segment is complete: face rules -> sync -> quality -> encode the kept clip.
+Full-resolution frames are dropped as soon as they are aligned; a worker holds the
+aligned crops of one segment, a few full frames and the source's 16 kHz audio.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from syncvid.config.pipeline_schema import PipelineConfig
+from syncvid.media.decode import SourceReader
+from syncvid.media.encode import ClipWriter, write_clip
+from syncvid.pipeline.atomic import write_json_atomic
+from syncvid.pipeline.layout import OutputLayout
+from syncvid.pipeline.thumbs import save_thumbnail_strip
+from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
+from syncvid.stages.broken import check_source
+from syncvid.stages.scene import SceneDetector
+from syncvid.stages.segment import locate, segment_frames
+
+
+@dataclass
+class StageSet:
+    """The stage objects of one worker process, set up once and reused for every source."""
+
+    face: object
+    sync: object
+    quality: object
+    device: str = "cpu"
+
+    @classmethod
+    def create(cls, cfg: PipelineConfig, device: str = "cpu") -> "StageSet":
+        from syncvid.stages.face import FaceStage
+        from syncvid.stages.quality import QualityStage
+        from syncvid.stages.sync import SyncStage
+
+        stages = cls(FaceStage(cfg.face), SyncStage(cfg.sync), QualityStage(cfg.quality), device)
+        for stage in (stages.face, stages.sync, stages.quality):
+            stage.setup()
+        return stages
+
+
+@dataclass
+class SourceOutcome:
+    source_rel: str
+    rows: list[dict]
+    duration_s: float = 0.0
+    kept: int = 0
+    retry_on_resume: bool = False
+
+
+@dataclass
+class _SegmentBuffer:
+    shot_index: int
+    seg_index: int
+    start: int
+    aligner: object
+    frame_faces: list = field(default_factory=list)
+    crops: list = field(default_factory=list)
+    landmarks: list = field(default_factory=list)
+    writer: ClipWriter | None = None  # segmented/ (only with keep_intermediate)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.frame_faces)
+
+
+class SourceRunner:
+    """Runs every stage on one source; the executor calls `run(source)` once per source."""
+
+    def __init__(self, cfg: PipelineConfig, layout: OutputLayout, stages: StageSet, fingerprint: str):
+        self.cfg = cfg
+        self.layout = layout
+        self.stages = stages
+        self.fingerprint = fingerprint
+        self.fps = cfg.media.fps
+        self.sample_rate = cfg.media.sample_rate
+        self.spf = self.sample_rate // self.fps  # audio samples per frame (640)
+        self.seg_len, self.seg_min = segment_frames(cfg.segment, self.fps)
+
+    # ------------------------------------------------------------------ public
+    def run(self, source: Source) -> SourceOutcome:
+        """Process `source`, write its clips, then its completion marker (always last)."""
+        self._remove_previous_outputs(source)
+        outcome = self._process(source)
+        write_json_atomic(
+            self.layout.done_marker(source.rel),
+            {
+                "source": source.rel,
+                "fingerprint": self.fingerprint,
+                "rows": outcome.rows,
+                "duration_s": outcome.duration_s,
+                "retry_on_resume": outcome.retry_on_resume,
+                "finished": time.time(),
+            },
+        )
+        return outcome
+
+    # ----------------------------------------------------------------- private
+    def _process(self, source: Source) -> SourceOutcome:
+        stage = "broken"
+        info: MediaInfo | None = None
+        try:
+            info = check_source(source.path)
+            stage = "resample"
+            return self._stream(source, info)
+        except Rejected as rej:
+            row = self._source_row(source, info, "dropped", rej.stage, rej.reason, rej.message)
+            row.update(rej.measurements)
+            return SourceOutcome(source.rel, [row], 0.0)
+        except Exception as exc:  # one bad file never stops a run: record it with its cause
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            message = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+            row = self._source_row(source, info, "dropped", stage, "internal_error", message)
+            return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
+
+    def _stream(self, source: Source, info: MediaInfo) -> SourceOutcome:
+        cfg = self.cfg
+        scene = SceneDetector(cfg.scene, self.fps)
+        lag = scene.latency + 1
+        cuts: list[int] = []
+        pending: deque = deque()
+        self._rows: list[dict] = []
+        self._segment: _SegmentBuffer | None = None
+        self._shot_writer: ClipWriter | None = None
+        self._shot_index = -1
+        self._shot_span = (0, 0)
+        self._source = source
+        num_frames = 0
+        with SourceReader(source.path, fps=self.fps, sample_rate=self.sample_rate,
+                          threads=cfg.media.decode_threads) as reader:
+            self._reader = reader
+            resampled = self._open_resampled(source, info)
+            try:
+                for k, frame in enumerate(reader.frames()):
+                    num_frames = k + 1
+                    cuts.extend(scene.push(k, frame))
+                    if resampled is not None:
+                        resampled.write_frame(frame)
+                    pending.append((k, frame))
+                    while pending and pending[0][0] <= k - lag:
+                        self._emit(*pending.popleft(), cuts)
+                cuts.extend(scene.finish())
+                while pending:
+                    self._emit(*pending.popleft(), cuts)
+                self._finish_segment()
+                self._close_shot_writer()
+                if num_frames == 0:
+                    raise Rejected("resample", "no_common_span", "audio and video do not overlap in time")
+                if resampled is not None:
+                    resampled.write_audio(self._audio_slice(0, num_frames))
+                    resampled.close()
+            except BaseException:
+                for w in (resampled, self._shot_writer, self._segment.writer if self._segment else None):
+                    if w is not None:
+                        w.abort()
+                raise
+        duration = num_frames / self.fps
+        kept = sum(1 for r in self._rows if r["status"] == "kept")
+        shots = len({r["shot_index"] for r in self._rows})
+        if kept:
+            src = self._source_row(source, info, "kept", "", "", f"{kept} of {len(self._rows)} segments kept")
+        else:
+            reasons: dict[tuple[str, str], int] = {}
+            for r in self._rows:
+                reasons[(r["stage"], r["reason"])] = reasons.get((r["stage"], r["reason"]), 0) + 1
+            (top_stage, top_reason), _ = max(reasons.items(), key=lambda kv: kv[1])
+            summary = ", ".join(f"{n} {reason}" for (_, reason), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            src = self._source_row(source, info, "dropped", top_stage, "no_clips_kept",
+                                   f"all {len(self._rows)} segments dropped: {summary}")
+        src.update(num_frames=num_frames, start_s=reader.t0, end_s=reader.t0 + duration, num_shots=shots)
+        return SourceOutcome(source.rel, [src] + self._rows, duration, kept)
+
+    def _emit(self, k: int, frame: np.ndarray, cuts: list[int]) -> None:
+        """Assign frame k to its shot and segment (cuts up to k are known), track and align it."""
+        shot_start = max([0] + [c for c in cuts if c <= k])
+        shot_index = sum(1 for c in set(cuts) if 0 < c <= k)
+        seg_index, seg_start = locate(k, shot_start, self.seg_len)
+        buf = self._segment
+        if buf is None or (buf.shot_index, buf.seg_index) != (shot_index, seg_index):
+            self._finish_segment()
+            if shot_index != self._shot_index:
+                self._close_shot_writer()
+                self._shot_index = shot_index
+                self._shot_writer = self._open_intermediate("shot", f"_shot_{shot_index:03d}", frame)
+            seg = self._segment_record(shot_index, seg_index, seg_start, seg_start + 1)
+            writer = self._open_intermediate("segmented", seg.clip_id[len(self._source.stem):], frame)
+            buf = self._segment = _SegmentBuffer(shot_index, seg_index, seg_start,
+                                                 self.stages.face.new_aligner(), writer=writer)
+        self._shot_span = (shot_start, k + 1)
+        if self._shot_writer is not None:
+            self._shot_writer.write_frame(frame)
+        if buf.writer is not None:
+            buf.writer.write_frame(frame)
+        face = self.stages.face.track(frame, new_shot=(k == shot_start))
+        buf.frame_faces.append(face)
+        if face.landmarks is not None:
+            crop, lm = buf.aligner.warp(frame, face)
+            buf.crops.append(crop)
+            buf.landmarks.append(lm)
+        else:
+            buf.crops.append(None)
+            buf.landmarks.append(None)
+
+    def _finish_segment(self) -> None:
+        buf = self._segment
+        self._segment = None
+        if buf is None:
+            return
+        seg = self._segment_record(buf.shot_index, buf.seg_index, buf.start, buf.end)
+        if buf.writer is not None:
+            buf.writer.write_audio(self._audio_slice(seg.start_frame, seg.end_frame))
+            buf.writer.close()
+        row = self._clip_row(seg)
+        try:
+            if seg.num_frames < self.seg_min:
+                raise Rejected("segment", "too_short",
+                               f"{seg.num_frames} frames ({seg.num_frames / self.fps:.2f} s) < "
+                               f"segment.min_seconds {self.cfg.segment.min_seconds} s")
+            stats = self.stages.face.judge(buf.frame_faces)
+            row.update(stats.as_dict())
+            clip = self._build_clip(seg, buf)
+            self._write_candidate(clip, row)
+            clip = self.stages.sync.process(clip)
+            row.update(clip.measurements)
+            self._write_intermediate_synced(clip)
+            clip = self.stages.quality.process(clip)
+            row.update(clip.measurements)
+            final = self.layout.final_dir / seg.clip_rel
+            self._encode(final, clip.frames, clip.audio)
+            row.update(status="kept", output=final.relative_to(self.layout.root).as_posix(),
+                       num_frames=int(clip.frames.shape[0]))
+        except Rejected as rej:
+            row.update(rej.measurements)
+            row.update(status="dropped", stage=rej.stage, reason=rej.reason, message=rej.message)
+        if any(c is not None for c in buf.crops):
+            self._save_thumbnails(seg, buf.crops)
+        self._rows.append(row)
+
+    def _build_clip(self, seg: Segment, buf: _SegmentBuffer) -> Clip:
+        crops = _fill_missing(buf.crops)
+        landmarks = _fill_missing(buf.landmarks)
+        return Clip(
+            segment=seg,
+            frames=np.stack(crops),
+            audio=self._audio_slice(seg.start_frame, seg.end_frame),
+            landmarks=np.stack(landmarks).astype(np.float32),
+            sample_rate=self.sample_rate,
+            source_audio=self._reader.audio,
+            audio_start_sample=seg.start_frame * self.spf,
+        )
+
+    def _audio_slice(self, start_frame: int, end_frame: int) -> np.ndarray:
+        """Audio of output frames [start, end), zero-padded if the source's audio ends a fraction early."""
+        a, b = start_frame * self.spf, end_frame * self.spf
+        audio = self._reader.audio[a:b]
+        if audio.shape[0] < b - a:
+            audio = np.concatenate([audio, np.zeros(b - a - audio.shape[0], np.float32)])
+        return audio
+
+    # ------------------------------------------------------------------ outputs
+    def _encode(self, path: Path, frames: np.ndarray, audio: np.ndarray) -> None:
+        enc = self.cfg.encode
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
+                   crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+
+    def _write_candidate(self, clip: Clip, row: dict) -> None:
+        if not self.cfg.run.keep_candidates:
+            return
+        path = self.layout.candidates_dir / clip.segment.clip_rel
+        self._encode(path, clip.frames, clip.audio)
+        row["candidate"] = path.relative_to(self.layout.root).as_posix()
+        lm_path = self.layout.landmarks_dir / (clip.segment.clip_rel[:-4] + ".npy")
+        lm_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lm_path.with_name(f".{lm_path.name}.part-{os.getpid()}.npy")
+        np.save(tmp, clip.landmarks.astype(np.float16))
+        os.replace(tmp, lm_path)
+
+    def _write_intermediate_synced(self, clip: Clip) -> None:
+        if not self.cfg.run.keep_intermediate:
+            return
+        folder = self.layout.intermediate_dir(f"av_synced_{self.cfg.sync.conf_threshold:g}")
+        self._encode(folder / clip.segment.clip_rel, clip.frames, clip.audio)
+
+    def _open_resampled(self, source: Source, info: MediaInfo) -> ClipWriter | None:
+        if not self.cfg.run.keep_intermediate:
+            return None
+        return self._writer(self.layout.intermediate_dir("resampled"), "", info.width, info.height)
+
+    def _open_intermediate(self, folder: str, suffix: str, frame: np.ndarray) -> ClipWriter | None:
+        if not self.cfg.run.keep_intermediate:
+            return None
+        h, w = frame.shape[:2]
+        return self._writer(self.layout.intermediate_dir(folder), suffix, w, h)
+
+    def _writer(self, folder: Path, suffix: str, width: int, height: int) -> ClipWriter:
+        rel_dir = self._source.rel_dir
+        path = folder / rel_dir / f"{self._source.stem}{suffix}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        enc = self.cfg.encode
+        return ClipWriter(path, width - width % 2, height - height % 2, fps=self.fps, sample_rate=self.sample_rate,
+                          crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+
+    def _close_shot_writer(self) -> None:
+        if self._shot_writer is None:
+            return
+        self._shot_writer.write_audio(self._audio_slice(*self._shot_span))
+        self._shot_writer.close()
+        self._shot_writer = None
+
+    def _save_thumbnails(self, seg: Segment, crops: list) -> None:
+        valid = [c for c in crops if c is not None]
+        picks = [valid[0], valid[len(valid) // 2], valid[-1]]
+        save_thumbnail_strip(self.layout.state_dir / "thumbs" / (seg.clip_rel[:-4] + ".png"), picks)
+
+    def _remove_previous_outputs(self, source: Source) -> None:
+        """Delete this source's outputs listed by an earlier completed run (our files, never inputs)."""
+        import json
+
+        marker = self.layout.done_marker(source.rel)
+        if not marker.is_file():
+            return
+        try:
+            rows = json.loads(marker.read_text(encoding="utf-8")).get("rows", [])
+        except (OSError, ValueError):
+            rows = []
+        marker.unlink(missing_ok=True)
+        for r in rows:
+            for key in ("output", "candidate"):
+                if r.get(key):
+                    (self.layout.root / r[key]).unlink(missing_ok=True)
+
+    # --------------------------------------------------------------------- rows
+    def _segment_record(self, shot: int, seg: int, start: int, end: int) -> Segment:
+        return Segment(self._source.rel, shot, seg, start, end, time_offset_s=self._reader.t0)
+
+    def _clip_row(self, seg: Segment) -> dict:
+        return {
+            "source": seg.source_rel, "clip": seg.clip_id, "row_type": "clip", "status": "dropped",
+            "stage": "", "reason": "", "message": "", "start_s": round(seg.start_s, 6),
+            "end_s": round(seg.end_s, 6), "num_frames": seg.num_frames, "output": "", "candidate": "",
+            "shot_index": seg.shot_index, "seg_index": seg.seg_index,
+            "start_frame": seg.start_frame, "end_frame": seg.end_frame,
+        }
+
+    def _source_row(self, source: Source, info: MediaInfo | None, status: str, stage: str, reason: str,
+                    message: str) -> dict:
+        row = {"source": source.rel, "clip": "", "row_type": "source", "status": status, "stage": stage,
+               "reason": reason, "message": message, "output": "", "candidate": ""}
+        if info is not None:
+            row.update(src_fps=f"{info.fps.numerator}/{info.fps.denominator}", src_width=info.width,
+                       src_height=info.height, src_audio_rate=info.audio_rate, duration_s=info.duration_s)
+        return row
+
+
+def _fill_missing(items: list) -> list:
+    """Replace None entries (frames tolerated without a face) by the nearest earlier, else later, entry."""
+    first = next(x for x in items if x is not None)
+    out, last = [], first
+    for x in items:
+        last = x if x is not None else last
+        out.append(last)
+    return out
