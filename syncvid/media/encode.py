@@ -1,0 +1,289 @@
+"""Encode clips: H.264 yuv420p + AAC in MP4, written atomically.
+
+A clip is written to a hidden temporary file beside its final name (``.<name>.<random>.part``)
+and renamed onto the final name only by `ClipWriter.close`, so no partial file ever sits under
+the final name: a crash leaves at most a hidden temporary, which `abort` (or the context
+manager on an exception) deletes.
+
+Timestamps.  Video frames are stamped on an exact rational time base (a multiple of the frame
+rate's numerator, >= 90 kHz), so a constant-rate clip has exactly k/fps as frame k's time and a
+variable-rate source can pass its own times.  Audio frames are stamped in samples from
+``audio_start_s``.  The AAC encoder primes its output with ``initial_padding`` samples; FFmpeg
+hands those packets out with negative timestamps and the MP4 muxer records them in an edit list,
+so a reader that honours timestamps (FFmpeg's MP4 demuxer applies the edit list and the decoder
+drops the priming samples) gets audio sample 0 back at time ``audio_start_s`` exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import secrets
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+__all__ = ["ClipWriter", "write_clip", "temp_path_for"]
+
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def temp_path_for(path: Path) -> Path:
+    """The hidden temporary name a clip is written under before being renamed onto `path`."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+
+
+def _video_time_base(fps: Fraction) -> Fraction:
+    """A time base in which every k/fps is an integer and whose resolution is at least 90 kHz."""
+    multiple = max(1, math.ceil(90000 / fps.numerator))
+    return Fraction(1, fps.numerator * multiple)
+
+
+class ClipWriter:
+    """Writes an H.264 yuv420p + AAC MP4 to a hidden temporary name beside `path`, renamed
+    onto `path` by close(); abort() deletes the temporary.
+
+    `write_frame` takes RGB uint8 images of exactly ``height x width``; frame k is stamped at
+    ``k / fps`` unless `pts_s` is given (times must increase).  `write_audio` appends float32
+    samples in [-1, 1] (shape ``[n]`` or ``[n, channels]``) contiguously from ``audio_start_s``.
+    A writer that never receives audio writes a file without an audio stream only when
+    ``sample_rate`` is 0 or ``channels`` is 0; otherwise the audio stream is present (possibly
+    empty).
+
+    Optional keyword arguments: ``rotation`` (0/90/180/270: degrees clockwise a player must turn
+    the stored frames to show them upright, written as a display matrix), ``audio_start_s``
+    (time of the first audio sample, >= 0), ``format`` (container; guessed from the suffix of
+    `path`, MP4 by default), ``faststart`` (move the index to the front of the file), ``fsync``
+    (flush the file to disk before the rename).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: int | Fraction = 25,
+        sample_rate: int = 16000,
+        channels: int = 1,
+        crf: int = 13,
+        preset: str = "veryfast",
+        audio_bitrate: int = 96000,
+        threads: int = 1,
+        *,
+        rotation: int = 0,
+        audio_start_s: float = 0.0,
+        format: str | None = None,
+        faststart: bool = False,
+        fsync: bool = False,
+    ):
+        self.path = Path(path)
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ValueError(f"yuv420p needs a positive even frame size, got {width}x{height}")
+        fps = Fraction(fps)
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if rotation % 90 or not 0 <= rotation < 360:
+            raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
+        if audio_start_s < 0:
+            raise ValueError(f"audio_start_s must be >= 0, got {audio_start_s}")
+        self.width, self.height, self.fps = width, height, fps
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels) if self.sample_rate > 0 else 0
+        if self.channels not in (0, 1, 2):
+            raise ValueError(f"channels must be 1 or 2 (or 0 for no audio), got {channels}")
+        self.tmp_path = temp_path_for(self.path)
+        self._fsync = fsync
+        self._frames_written = 0
+        self._last_pts: int | None = None
+        self._closed = False
+        container_format = format or _FORMATS.get(self.path.suffix.lower(), "mp4")
+        options = {"movflags": "+faststart"} if faststart and container_format in ("mp4", "mov") else {}
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.tmp_path), "w", format=container_format, options=options)
+        try:
+            self._video = self._container.add_stream(
+                "libx264",
+                rate=fps,
+                options={"crf": str(crf), "preset": preset},
+            )
+            self._video.width = width
+            self._video.height = height
+            self._video.pix_fmt = "yuv420p"
+            self._video_tb = _video_time_base(fps)
+            self._video.codec_context.time_base = self._video_tb
+            self._video.time_base = self._video_tb
+            self._frame_step = int(1 / (fps * self._video_tb))  # ticks per frame, exact
+            self._video.codec_context.thread_count = max(1, int(threads))
+            if rotation:
+                # PyAV takes the counter-clockwise display angle; a player turns the frames
+                # clockwise by `rotation` to show them upright.
+                self._video.set_display_rotation(-rotation)
+            self._audio = None
+            self._audio_buf = np.zeros((self.channels, 0), np.float32)
+            self._audio_next = round(audio_start_s * self.sample_rate)
+            if self.channels:
+                self._audio = self._container.add_stream("aac", rate=self.sample_rate)
+                self._audio.layout = "mono" if self.channels == 1 else "stereo"
+                self._audio.bit_rate = int(audio_bitrate)
+                self._audio.time_base = Fraction(1, self.sample_rate)
+                self._audio.codec_context.time_base = Fraction(1, self.sample_rate)
+                self._audio_layout = self._audio.layout.name
+            self._container.start_encoding()
+            self._audio_frame_size = self._audio.codec_context.frame_size if self._audio else 0
+        except BaseException:
+            self._discard()
+            raise
+
+    # -- video -----------------------------------------------------------------------------
+    def write_frame(self, image: np.ndarray, pts_s: float | None = None) -> None:
+        """Append one RGB uint8 frame of shape (height, width, 3)."""
+        if self._closed:
+            raise ValueError(f"{self.path.name}: writer already closed")
+        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+            raise ValueError(
+                f"{self.path.name}: expected uint8 ({self.height}, {self.width}, 3), "
+                f"got {image.dtype} {image.shape}"
+            )
+        if pts_s is None:
+            pts = self._frames_written * self._frame_step
+        else:
+            pts = round(Fraction(pts_s) / self._video_tb)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"{self.path.name}: frame time {pts_s} does not increase")
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._video_tb
+        self._container.mux(self._video.encode(frame))
+        self._last_pts = pts
+        self._frames_written += 1
+
+    # -- audio -----------------------------------------------------------------------------
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append float32 samples in [-1, 1], shape [n] or [n, channels]."""
+        if self._closed:
+            raise ValueError(f"{self.path.name}: writer already closed")
+        if self._audio is None:
+            raise ValueError(f"{self.path.name}: writer was opened without audio")
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 1:
+            planar = np.broadcast_to(samples, (self.channels, samples.shape[0]))
+        elif samples.ndim == 2 and samples.shape[1] == self.channels:
+            planar = samples.T
+        else:
+            raise ValueError(
+                f"{self.path.name}: audio must be [n] or [n, {self.channels}], got {samples.shape}"
+            )
+        self._audio_buf = np.concatenate([self._audio_buf, planar], axis=1)
+        self._drain_audio(final=False)
+
+    def _drain_audio(self, final: bool) -> None:
+        size = self._audio_frame_size or 1024
+        buf = self._audio_buf
+        start = 0
+        while buf.shape[1] - start >= size or (final and buf.shape[1] > start):
+            chunk = np.ascontiguousarray(buf[:, start : start + size])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._audio_layout)
+            frame.sample_rate = self.sample_rate
+            frame.pts = self._audio_next
+            frame.time_base = Fraction(1, self.sample_rate)
+            self._container.mux(self._audio.encode(frame))
+            self._audio_next += chunk.shape[1]
+            start += chunk.shape[1]
+        self._audio_buf = buf[:, start:]
+
+    # -- finishing -------------------------------------------------------------------------
+    @property
+    def frames_written(self) -> int:
+        return self._frames_written
+
+    def close(self) -> None:
+        """Flush the encoders, finish the file and rename it onto the final name."""
+        if self._closed:
+            return
+        try:
+            if self._frames_written == 0:
+                raise ValueError(f"{self.path.name}: no video frame was written")
+            if self._audio is not None:
+                self._drain_audio(final=True)
+                self._container.mux(self._audio.encode(None))
+            self._container.mux(self._video.encode(None))
+            self._container.close()
+            if self._fsync:
+                fd = os.open(self.tmp_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self._discard()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop everything written so far; the final name is left untouched."""
+        if not self._closed:
+            self._discard()
+
+    def _discard(self) -> None:
+        self._closed = True
+        try:
+            self._container.close()
+        except (av.FFmpegError, ValueError, OSError):
+            # The file is deleted next; an error while closing a half-written container
+            # cannot leave anything behind under the final name.
+            pass
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ClipWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_clip(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    audio: np.ndarray | None,
+    fps: int | Fraction = 25,
+    sample_rate: int = 16000,
+    **kw,
+) -> None:
+    """Write `frames` (array [T, H, W, 3] or an iterable of [H, W, 3] RGB uint8) and `audio`
+    (float32 [n] or [n, channels], or None for a clip without audio) as one MP4, atomically.
+
+    Extra keyword arguments go to `ClipWriter` (crf, preset, rotation, audio_start_s, ...).
+    """
+    iterator = iter(frames)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise ValueError(f"{Path(path).name}: no frames to write") from None
+    if audio is None:
+        sample_rate = 0
+    elif "channels" not in kw:
+        kw["channels"] = 1 if np.ndim(audio) == 1 else int(np.shape(audio)[1])
+    height, width = first.shape[:2]
+    with ClipWriter(path, width, height, fps=fps, sample_rate=sample_rate, **kw) as writer:
+        # Interleave: after frame k, hand over the audio up to the end of frame k's time.
+        per_frame = Fraction(sample_rate) / Fraction(fps)
+        done = 0
+        for k, image in enumerate(itertools.chain((first,), iterator)):
+            writer.write_frame(image)
+            if audio is not None:
+                upto = min(len(audio), math.floor((k + 1) * per_frame))
+                if upto > done:
+                    writer.write_audio(audio[done:upto])
+                    done = upto
+        if audio is not None and done < len(audio):
+            writer.write_audio(audio[done:])
