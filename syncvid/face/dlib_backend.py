@@ -1,0 +1,154 @@
+"""Default backend: dlib's HOG frontal face detector + its 68-point shape predictor.
+
+Nothing is downloaded: the predictor file ships inside the
+`face_recognition_models` package.  Detection runs on a grayscale copy of the
+frame resized to `detect_width`; the shape predictor runs on the full-resolution
+RGB frame (its cost does not depend on the frame size, and dlib returns integer
+landmark positions, so full resolution keeps them precise).
+
+The HOG detector's window is 80×80 pixels: the smallest face it finds is about
+80·W/detect_width pixels wide in a frame W pixels wide (240 px at 1080p with the
+default 640), or half that with `detect_upsample` = 1 (four times slower).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from syncvid.face.align import anchors_from_68
+from syncvid.face.backends import FaceBackend, FaceBackendError, FaceObservation
+from syncvid.face.landmarks import Box, box_center, follow_box, predictor_box_from_68, reference_box_from_68
+
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+# Side, in pixels, a face is resized to before the HOG detector verifies a tracked face.
+_VERIFY_FACE_PX = 90.0
+_VERIFY_WINDOW = 1.6  # window side, in face sides
+
+
+def predictor_path() -> Path:
+    """Location of the 68-point predictor inside the installed face_recognition_models package.
+
+    Found from the package's location rather than by importing it (its
+    `__init__` needs `pkg_resources`, which recent setuptools no longer ships).
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceBackendError(
+            "the dlib face backend needs the face_recognition_models package (pip install face_recognition_models)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / PREDICTOR_FILE
+    if not path.is_file():
+        raise FaceBackendError(f"68-point shape predictor not found: {path}")
+    return path
+
+
+def margin_to_score(margin: float) -> float:
+    """dlib's SVM margin → [0, 1] (logistic; the detector's own threshold 0 maps to 0.5)."""
+    return 1.0 / (1.0 + math.exp(-float(margin)))
+
+
+def _rect(box: Box):
+    import dlib
+
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+
+
+class DlibBackend(FaceBackend):
+    name = "dlib"
+
+    def __init__(self, detect_width: int = 640, detect_upsample: int = 0, verify_margin: float = -0.5):
+        if detect_width < 80:
+            raise ValueError(f"face.detect_width must be at least 80, got {detect_width}")
+        self.detect_width = int(detect_width)
+        self.detect_upsample = int(detect_upsample)
+        self.verify_margin = float(verify_margin)
+        self._detector = None
+        self._predictor = None
+
+    @classmethod
+    def from_params(cls, params) -> "DlibBackend":
+        return cls(
+            detect_width=params.detect_width,
+            detect_upsample=getattr(params, "detect_upsample", 0),
+            verify_margin=getattr(params, "verify_margin", -0.5),
+        )
+
+    def setup(self) -> None:
+        if self._predictor is not None:
+            return
+        try:
+            import dlib
+        except ImportError as exc:  # pragma: no cover - dlib is a hard dependency
+            raise FaceBackendError("the dlib face backend needs dlib (pip install dlib-bin)") from exc
+        path = predictor_path()
+        self._detector = dlib.get_frontal_face_detector()
+        try:
+            self._predictor = dlib.shape_predictor(str(path))
+        except RuntimeError as exc:
+            raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
+
+    def _require(self) -> None:
+        if self._predictor is None:
+            raise RuntimeError("DlibBackend.setup() must be called before use")
+
+    def _landmarks(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
+        shape = self._predictor(image_rgb, _rect(box))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def _observe(self, image_rgb: np.ndarray, box: Box, score: float, key: dict | None = None) -> FaceObservation:
+        lm = self._landmarks(image_rgb, box)
+        # `key` keeps the detector's box and the landmarks found in it: tracking moves that
+        # box with the face instead of rebuilding one from landmarks, which would drift.
+        key = key if key is not None else {"box": box, "landmarks": lm}
+        return FaceObservation(reference_box_from_68(lm), score, lm, anchors_from_68(lm), {"key": key})
+
+    def detect(self, image_rgb: np.ndarray) -> list[FaceObservation]:
+        self._require()
+        image_rgb = np.ascontiguousarray(image_rgb)
+        h, w = image_rgb.shape[:2]
+        scale = self.detect_width / w
+        gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+        if abs(scale - 1.0) > 1e-3:
+            size = (self.detect_width, max(1, int(round(h * scale))))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        rects, margins, _ = self._detector.run(gray, self.detect_upsample, 0.0)
+        faces = []
+        for rect, margin in zip(rects, margins):
+            box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
+            faces.append(self._observe(image_rgb, box, margin_to_score(margin)))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def refine(self, image_rgb: np.ndarray, previous: FaceObservation) -> FaceObservation:
+        self._require()
+        key = previous.extra.get("key")
+        if key is None:
+            box = predictor_box_from_68(previous.landmarks)
+        else:
+            box = follow_box(key["box"], key["landmarks"], previous.landmarks)
+        return self._observe(np.ascontiguousarray(image_rgb), box, previous.score, key)
+
+    def verify(self, image_rgb: np.ndarray, face: FaceObservation) -> float:
+        """Runs the HOG detector on a small window around the tracked face."""
+        self._require()
+        box = predictor_box_from_68(face.landmarks)
+        side = max(box[2] - box[0], 1.0)
+        cx, cy = box_center(box)
+        s = _VERIFY_FACE_PX / side  # resize factor: face → _VERIFY_FACE_PX
+        out = int(round(_VERIFY_WINDOW * _VERIFY_FACE_PX))  # a window a little wider than the face
+        m = np.array([[s, 0.0, out / 2.0 - s * cx], [0.0, s, out / 2.0 - s * cy]])
+        window = cv2.warpAffine(image_rgb, m, (out, out), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        gray = cv2.cvtColor(window, cv2.COLOR_RGB2GRAY)
+        rects, margins, _ = self._detector.run(gray, 0, self.verify_margin)
+        best = None
+        for rect, margin in zip(rects, margins):
+            rx, ry = (rect.left() + rect.right()) / 2.0, (rect.top() + rect.bottom()) / 2.0
+            if abs(rx - out / 2.0) < 0.5 * _VERIFY_FACE_PX and abs(ry - out / 2.0) < 0.5 * _VERIFY_FACE_PX:
+                best = margin if best is None else max(best, margin)
+        return 0.0 if best is None else margin_to_score(best)
