@@ -58,6 +58,11 @@ class OutputLayout:
         return self.state_dir / "run.lock"
 
     @property
+    def pool_dir(self) -> Path:
+        """Corrected clips dropped by a sync or quality threshold (`syncvid filter` may restore them)."""
+        return self.state_dir / "pool"
+
+    @property
     def landmarks_dir(self) -> Path:
         return self.state_dir / "landmarks"
 

@@ -25,7 +25,7 @@ from syncvid.pipeline.atomic import write_json_atomic
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.thumbs import save_thumbnail_strip
 from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
-from syncvid.stages.broken import check_source
+from syncvid.stages.broken import open_source
 from syncvid.stages.scene import SceneDetector
 from syncvid.stages.segment import locate, segment_frames
 
@@ -112,9 +112,10 @@ class SourceRunner:
         stage = "broken"
         info: MediaInfo | None = None
         try:
-            info = check_source(source.path)
-            stage = "resample"
-            return self._stream(source, info)
+            with open_source(source.path, self.cfg.media) as reader:
+                info = reader.info
+                stage = "resample"
+                return self._stream(source, info, reader)
         except Rejected as rej:
             row = self._source_row(source, info, "dropped", rej.stage, rej.reason, rej.message)
             row.update(rej.measurements)
@@ -125,7 +126,7 @@ class SourceRunner:
             row = self._source_row(source, info, "dropped", stage, "internal_error", message)
             return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
 
-    def _stream(self, source: Source, info: MediaInfo) -> SourceOutcome:
+    def _stream(self, source: Source, info: MediaInfo, reader: SourceReader) -> SourceOutcome:
         cfg = self.cfg
         scene = SceneDetector(cfg.scene, self.fps)
         lag = scene.latency + 1
@@ -137,35 +138,34 @@ class SourceRunner:
         self._shot_index = -1
         self._shot_span = (0, 0)
         self._source = source
+        self.stages.face.reset()
         num_frames = 0
-        with SourceReader(source.path, fps=self.fps, sample_rate=self.sample_rate,
-                          threads=cfg.media.decode_threads) as reader:
-            self._reader = reader
-            resampled = self._open_resampled(source, info)
-            try:
-                for k, frame in enumerate(reader.frames()):
-                    num_frames = k + 1
-                    cuts.extend(scene.push(k, frame))
-                    if resampled is not None:
-                        resampled.write_frame(frame)
-                    pending.append((k, frame))
-                    while pending and pending[0][0] <= k - lag:
-                        self._emit(*pending.popleft(), cuts)
-                cuts.extend(scene.finish())
-                while pending:
-                    self._emit(*pending.popleft(), cuts)
-                self._finish_segment()
-                self._close_shot_writer()
-                if num_frames == 0:
-                    raise Rejected("resample", "no_common_span", "audio and video do not overlap in time")
+        self._reader = reader
+        resampled = self._open_resampled(source, info)
+        try:
+            for k, frame in enumerate(reader.frames()):
+                num_frames = k + 1
+                cuts.extend(scene.push(k, frame))
                 if resampled is not None:
-                    resampled.write_audio(self._audio_slice(0, num_frames))
-                    resampled.close()
-            except BaseException:
-                for w in (resampled, self._shot_writer, self._segment.writer if self._segment else None):
-                    if w is not None:
-                        w.abort()
-                raise
+                    resampled.write_frame(_even(frame))
+                pending.append((k, frame))
+                while pending and pending[0][0] <= k - lag:
+                    self._emit(*pending.popleft(), cuts)
+            cuts.extend(scene.finish())
+            while pending:
+                self._emit(*pending.popleft(), cuts)
+            self._finish_segment()
+            self._close_shot_writer()
+            if num_frames == 0:
+                raise Rejected("resample", "no_common_span", "audio and video do not overlap in time")
+            if resampled is not None:
+                resampled.write_audio(self._audio_slice(0, num_frames))
+                resampled.close()
+        except BaseException:
+            for w in (resampled, self._shot_writer, self._segment.writer if self._segment else None):
+                if w is not None:
+                    w.abort()
+            raise
         duration = num_frames / self.fps
         kept = sum(1 for r in self._rows if r["status"] == "kept")
         shots = len({r["shot_index"] for r in self._rows})
@@ -179,7 +179,7 @@ class SourceRunner:
             summary = ", ".join(f"{n} {reason}" for (_, reason), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
             src = self._source_row(source, info, "dropped", top_stage, "no_clips_kept",
                                    f"all {len(self._rows)} segments dropped: {summary}")
-        src.update(num_frames=num_frames, start_s=reader.t0, end_s=reader.t0 + duration, num_shots=shots)
+        src.update(num_frames=num_frames, start_s=float(reader.t0), end_s=float(reader.t0) + duration, num_shots=shots)
         return SourceOutcome(source.rel, [src] + self._rows, duration, kept)
 
     def _emit(self, k: int, frame: np.ndarray, cuts: list[int]) -> None:
@@ -200,9 +200,9 @@ class SourceRunner:
                                                  self.stages.face.new_aligner(), writer=writer)
         self._shot_span = (shot_start, k + 1)
         if self._shot_writer is not None:
-            self._shot_writer.write_frame(frame)
+            self._shot_writer.write_frame(_even(frame))
         if buf.writer is not None:
-            buf.writer.write_frame(frame)
+            buf.writer.write_frame(_even(frame))
         face = self.stages.face.track(frame, new_shot=(k == shot_start))
         buf.frame_faces.append(face)
         if face.landmarks is not None:
@@ -228,25 +228,45 @@ class SourceRunner:
                 raise Rejected("segment", "too_short",
                                f"{seg.num_frames} frames ({seg.num_frames / self.fps:.2f} s) < "
                                f"segment.min_seconds {self.cfg.segment.min_seconds} s")
-            stats = self.stages.face.judge(buf.frame_faces)
-            row.update(stats.as_dict())
+            row.update(self.stages.face.judge(buf.frame_faces).as_dict())
             clip = self._build_clip(seg, buf)
             self._write_candidate(clip, row)
-            clip = self.stages.sync.process(clip)
-            row.update(clip.measurements)
-            self._write_intermediate_synced(clip)
-            clip = self.stages.quality.process(clip)
-            row.update(clip.measurements)
-            final = self.layout.final_dir / seg.clip_rel
-            self._encode(final, clip.frames, clip.audio)
-            row.update(status="kept", output=final.relative_to(self.layout.root).as_posix(),
-                       num_frames=int(clip.frames.shape[0]))
+            self._score_and_keep(clip, row)
         except Rejected as rej:
             row.update(rej.measurements)
             row.update(status="dropped", stage=rej.stage, reason=rej.reason, message=rej.message)
         if any(c is not None for c in buf.crops):
             self._save_thumbnails(seg, buf.crops)
         self._rows.append(row)
+
+    def _score_and_keep(self, clip: Clip, row: dict) -> None:
+        """Sync and quality: measure everything, then decide, so `syncvid filter` can re-decide later.
+
+        The corrected clip is encoded either way: into high_visual_quality/ when kept, or into
+        the hidden pool when dropped by a threshold, from where `syncvid filter` can move it.
+        """
+        sync, quality = self.stages.sync, self.stages.quality
+        result = sync.measure(clip)
+        row.update(result.measurements())
+        clip = sync.correct(clip, result)  # raises Rejected when too few frames keep real audio
+        row.update(clip.measurements)
+        row.update(quality.score(clip.frames).as_measurements())
+        row["num_frames"] = int(clip.frames.shape[0])
+        decision: Rejected | None = None
+        try:
+            sync.judge(row)
+            self._write_intermediate_synced(clip)
+            quality.judge(row)
+        except Rejected as rej:
+            decision = rej
+        target = self.layout.final_dir if decision is None else self.layout.pool_dir
+        path = target / clip.segment.clip_rel
+        self._encode(path, clip.frames, clip.audio)
+        rel = path.relative_to(self.layout.root).as_posix()
+        if decision is not None:
+            row["pooled"] = rel
+            raise decision
+        row.update(status="kept", output=rel)
 
     def _build_clip(self, seg: Segment, buf: _SegmentBuffer) -> Clip:
         crops = _fill_missing(buf.crops)
@@ -338,7 +358,7 @@ class SourceRunner:
             rows = []
         marker.unlink(missing_ok=True)
         for r in rows:
-            for key in ("output", "candidate"):
+            for key in ("output", "candidate", "pooled"):
                 if r.get(key):
                     (self.layout.root / r[key]).unlink(missing_ok=True)
 
@@ -350,7 +370,7 @@ class SourceRunner:
         return {
             "source": seg.source_rel, "clip": seg.clip_id, "row_type": "clip", "status": "dropped",
             "stage": "", "reason": "", "message": "", "start_s": round(seg.start_s, 6),
-            "end_s": round(seg.end_s, 6), "num_frames": seg.num_frames, "output": "", "candidate": "",
+            "end_s": round(seg.end_s, 6), "num_frames": seg.num_frames, "output": "", "candidate": "", "pooled": "",
             "shot_index": seg.shot_index, "seg_index": seg.seg_index,
             "start_frame": seg.start_frame, "end_frame": seg.end_frame,
         }
@@ -361,7 +381,7 @@ class SourceRunner:
                "reason": reason, "message": message, "output": "", "candidate": ""}
         if info is not None:
             row.update(src_fps=f"{info.fps.numerator}/{info.fps.denominator}", src_width=info.width,
-                       src_height=info.height, src_audio_rate=info.audio_rate, duration_s=info.duration_s)
+                       src_height=info.height, src_audio_rate=info.audio_rate, duration_s=float(info.duration_s))
         return row
 
 
@@ -373,3 +393,9 @@ def _fill_missing(items: list) -> list:
         last = x if x is not None else last
         out.append(last)
     return out
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """The frame cropped to even width and height (H.264 4:2:0 needs both even)."""
+    h, w = frame.shape[:2]
+    return frame[: h - h % 2, : w - w % 2]

@@ -1,19 +1,21 @@
-"""Stage 1 — broken: reject sources that cannot be probed, have no video, or no audio.
+"""Stage 1 — broken: open a source for its single decode, or reject it with a reason.
 
-Inputs are only ever opened for reading: nothing here modifies, moves or deletes them.
+A source that cannot be probed or decoded (not media, empty, truncated before its first
+frame), has no video stream, or has no audio stream is rejected with
+``Rejected("broken", reason)`` (`decode_error`, `empty_file`, `truncated`, `zero_frames`,
+`no_video`, `no_audio`, ...).  Inputs are only ever opened for reading: nothing here
+modifies, moves or deletes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from syncvid.media.probe import probe
-from syncvid.records import MediaInfo, Rejected
+from syncvid.config.pipeline_schema import MediaSection
+from syncvid.media.decode import SourceReader
 
 
-def check_source(path: Path, require_audio: bool = True) -> MediaInfo:
-    """Probe a source; raise `Rejected("broken", ...)` when it cannot become training clips."""
-    info = probe(path)
-    if require_audio and not info.has_audio:
-        raise Rejected("broken", "no_audio", f"{path.name}: no audio stream (clips need speech)")
-    return info
+def open_source(path: Path, params: MediaSection) -> SourceReader:
+    """The source opened once (probe + audio decoded; video ready to stream at params.fps)."""
+    return SourceReader(path, fps=params.fps, sample_rate=params.sample_rate, threads=params.decode_threads,
+                        require_audio=True)
