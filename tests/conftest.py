@@ -21,3 +21,26 @@ def shared_media() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> Path:
+    """The small sample corpus with ground truth (generated once per test session)."""
+    from syncvid.sample import make_sample
+
+    root = tmp_path_factory.mktemp("sample") / "raw"
+    make_sample(root, size="small")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_corpus, tmp_path_factory) -> Path:
+    """Output root of one pipeline run (2 local worker processes) over the sample corpus."""
+    from syncvid.config import load_pipeline_config
+    from syncvid.pipeline.run import run_pipeline
+
+    out = tmp_path_factory.mktemp("sample_out")
+    flags = {"run.input_dir": str(sample_corpus), "run.output_dir": str(out), "run.total_num_workers": 2,
+             "run.progress": False}
+    run_pipeline(load_pipeline_config(None, flags=flags))
+    return out
