@@ -13,6 +13,7 @@ import os
 import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class StageSet:
         from syncvid.stages.quality import QualityStage
         from syncvid.stages.sync import SyncStage
 
+        import cv2
+
+        cv2.setNumThreads(1)  # parallelism comes from worker processes, not from threads inside one
         stages = cls(FaceStage(cfg.face), SyncStage(cfg.sync), QualityStage(cfg.quality), device)
         for stage in (stages.face, stages.sync, stages.quality):
             stage.setup()
@@ -58,6 +62,7 @@ class SourceOutcome:
     duration_s: float = 0.0
     kept: int = 0
     retry_on_resume: bool = False
+    cpu_s: dict = field(default_factory=dict)  # CPU seconds per stage (decode, scene, face, sync, quality, encode)
 
 
 @dataclass
@@ -108,11 +113,31 @@ class SourceRunner:
         return outcome
 
     # ----------------------------------------------------------------- private
+    @contextmanager
+    def _timer(self, stage: str):
+        start = time.process_time()
+        try:
+            yield
+        finally:
+            self._cpu[stage] = self._cpu.get(stage, 0.0) + time.process_time() - start
+
+    def _timed_frames(self, reader: SourceReader):
+        frames = reader.frames()
+        while True:
+            with self._timer("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                return
+            yield frame
+
     def _process(self, source: Source) -> SourceOutcome:
         stage = "broken"
         info: MediaInfo | None = None
+        self._cpu: dict[str, float] = {}
         try:
-            with open_source(source.path, self.cfg.media) as reader:
+            with self._timer("decode"):
+                reader = open_source(source.path, self.cfg.media)
+            with reader:
                 info = reader.info
                 stage = "resample"
                 return self._stream(source, info, reader)
@@ -143,9 +168,10 @@ class SourceRunner:
         self._reader = reader
         resampled = self._open_resampled(source, info)
         try:
-            for k, frame in enumerate(reader.frames()):
+            for k, frame in enumerate(self._timed_frames(reader)):
                 num_frames = k + 1
-                cuts.extend(scene.push(k, frame))
+                with self._timer("scene"):
+                    cuts.extend(scene.push(k, frame))
                 if resampled is not None:
                     resampled.write_frame(_even(frame))
                 pending.append((k, frame))
@@ -180,7 +206,8 @@ class SourceRunner:
             src = self._source_row(source, info, "dropped", top_stage, "no_clips_kept",
                                    f"all {len(self._rows)} segments dropped: {summary}")
         src.update(num_frames=num_frames, start_s=float(reader.t0), end_s=float(reader.t0) + duration, num_shots=shots)
-        return SourceOutcome(source.rel, [src] + self._rows, duration, kept)
+        src.update({f"cpu_{k}_s": round(v, 4) for k, v in self._cpu.items()})
+        return SourceOutcome(source.rel, [src] + self._rows, duration, kept, cpu_s=dict(self._cpu))
 
     def _emit(self, k: int, frame: np.ndarray, cuts: list[int]) -> None:
         """Assign frame k to its shot and segment (cuts up to k are known), track and align it."""
@@ -203,15 +230,16 @@ class SourceRunner:
             self._shot_writer.write_frame(_even(frame))
         if buf.writer is not None:
             buf.writer.write_frame(_even(frame))
-        face = self.stages.face.track(frame, new_shot=(k == shot_start))
-        buf.frame_faces.append(face)
-        if face.landmarks is not None:
-            crop, lm = buf.aligner.warp(frame, face)
-            buf.crops.append(crop)
-            buf.landmarks.append(lm)
-        else:
-            buf.crops.append(None)
-            buf.landmarks.append(None)
+        with self._timer("face"):
+            face = self.stages.face.track(frame, new_shot=(k == shot_start))
+            buf.frame_faces.append(face)
+            if face.landmarks is not None:
+                crop, lm = buf.aligner.warp(frame, face)
+                buf.crops.append(crop)
+                buf.landmarks.append(lm)
+            else:
+                buf.crops.append(None)
+                buf.landmarks.append(None)
 
     def _finish_segment(self) -> None:
         buf = self._segment
@@ -228,7 +256,8 @@ class SourceRunner:
                 raise Rejected("segment", "too_short",
                                f"{seg.num_frames} frames ({seg.num_frames / self.fps:.2f} s) < "
                                f"segment.min_seconds {self.cfg.segment.min_seconds} s")
-            row.update(self.stages.face.judge(buf.frame_faces).as_dict())
+            with self._timer("face"):
+                row.update(self.stages.face.judge(buf.frame_faces).as_dict())
             clip = self._build_clip(seg, buf)
             self._write_candidate(clip, row)
             self._score_and_keep(clip, row)
@@ -246,11 +275,13 @@ class SourceRunner:
         the hidden pool when dropped by a threshold, from where `syncvid filter` can move it.
         """
         sync, quality = self.stages.sync, self.stages.quality
-        result = sync.measure(clip)
-        row.update(result.measurements())
-        clip = sync.correct(clip, result)  # raises Rejected when too few frames keep real audio
+        with self._timer("sync"):
+            result = sync.measure(clip)
+            row.update(result.measurements())
+            clip = sync.correct(clip, result)  # raises Rejected when too few frames keep real audio
         row.update(clip.measurements)
-        row.update(quality.score(clip.frames).as_measurements())
+        with self._timer("quality"):
+            row.update(quality.score(clip.frames).as_measurements())
         row["num_frames"] = int(clip.frames.shape[0])
         decision: Rejected | None = None
         try:
@@ -293,8 +324,9 @@ class SourceRunner:
     def _encode(self, path: Path, frames: np.ndarray, audio: np.ndarray) -> None:
         enc = self.cfg.encode
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
-                   crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+        with self._timer("encode"):
+            write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
+                       crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
 
     def _write_candidate(self, clip: Clip, row: dict) -> None:
         if not self.cfg.run.keep_candidates:
