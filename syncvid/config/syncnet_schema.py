@@ -22,6 +22,7 @@ class EncoderSection:
     downsample_factors: List[Factor] = field(default_factory=lambda: [[2, 1], 2, 2, 1, 2, 2, [2, 3]])
     attn_blocks: List[int] = field(default_factory=lambda: [0, 0, 0, 0, 0, 0, 0])
     dropout: float = 0.0
+    norm_num_groups: int = 32  # GroupNorm groups (the published model uses 32)
 
     def check_values(self) -> List[str]:
         problems = []

@@ -11,6 +11,30 @@ from typing import List, Optional
 
 
 @dataclass
+class MaskSection:
+    """The generated lower-face mask, in fractions of the image (see syncvid.data.masks.MaskSpec)."""
+
+    shape: str = "rect"  # rect | ellipse
+    top: float = 0.5
+    bottom: float = 1.0
+    left: float = 0.0
+    right: float = 1.0
+    feather: float = 0.0
+
+    def check_values(self) -> List[str]:
+        problems = []
+        if self.shape not in ("rect", "ellipse"):
+            problems.append(f"shape must be rect or ellipse, got {self.shape!r}")
+        if not 0.0 <= self.top < self.bottom <= 1.0:
+            problems.append(f"needs 0 <= top < bottom <= 1, got top={self.top}, bottom={self.bottom}")
+        if not 0.0 <= self.left < self.right <= 1.0:
+            problems.append(f"needs 0 <= left < right <= 1, got left={self.left}, right={self.right}")
+        if not 0.0 <= self.feather <= 0.5:
+            problems.append(f"feather must be in [0, 0.5], got {self.feather}")
+        return problems
+
+
+@dataclass
 class UNetDataSection:
     syncnet_config_path: str = "configs/syncnet/pixel.yaml"
     audio_config_path: str = "configs/audio.yaml"
@@ -25,7 +49,8 @@ class UNetDataSection:
     num_workers: int = 4
     num_frames: int = 16
     resolution: int = 256
-    mask_image_path: Optional[str] = None  # null: the lower-face mask is generated
+    mask_image_path: Optional[str] = None  # null: the lower-face mask is generated from `mask`
+    mask: MaskSection = field(default_factory=MaskSection)
     audio_sample_rate: int = 16000
     video_fps: int = 25
     audio_feat_length: List[int] = field(default_factory=lambda: [2, 2])
