@@ -1,16 +1,19 @@
 """Sync stage benchmark on the real talking-head videos of ../shared/media.
 
-For every `talk_*.mp4`: decode at 25 fps / 16 kHz (PyAV), 68-point landmarks with dlib,
-then cut sub-clips of --frames frames and shift their audio by k ∈ {±3..±8} frames
-(audio leading by k).  Reports, for the landmark backend:
+Every `talk_*.mp4` goes through the pipeline's own path: `SourceReader` (25 fps, 16 kHz,
+audio sample 0 at output frame 0) and the face stage (`FaceStage` tracking + its aligner),
+so the landmark backend sees what it sees in a run: landmarks in aligned-crop pixels and
+the source's audio around each clip.  Sub-clips of --frames frames start every --step
+frames; their audio is shifted by k ∈ {±3..±8} frames (audio leading by k).  Reports:
   - change accuracy: |estimate(shifted) - estimate(unshifted) - k| <= 1, with the source
     audio as context (the stage's normal case) and with the clip's own audio only;
-  - the absolute offset of unshifted clips (the sources are close to in sync);
-  - confidence of own voice vs a foreign voice (face of one video, audio of another);
-  - per-clip cost.
-The syncnet / stable_syncnet backends run with random weights for cost only.
+  - the absolute offset of unshifted clips, per video;
+  - confidence of own voice vs a foreign voice (face of one video, audio of another, same
+    place), its percentiles, the ROC AUC between the two, and the pass rates at 3;
+  - per-clip cost of the backend against the pipeline's decode + face time for a clip.
+The syncnet / stable_syncnet backends run with random weights for cost only (--models).
 
-    python benchmarks/bench_sync.py [--media DIR] [--frames 100] [--models]
+    python benchmarks/bench_sync.py [--media DIR] [--frames 100] [--step 3] [--models]
 """
 
 from __future__ import annotations
@@ -22,84 +25,83 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvid.config import DEFAULT_PIPELINE_CONFIG, load_config
 from syncvid.config.pipeline_schema import SyncSection
+from syncvid.media.decode import SourceReader
+from syncvid.stages.face import FaceStage
 from syncvid.sync.backends import LandmarkBackend, SyncInput
-from syncvid.sync.landmark import DlibLandmarker
 
 HOP = 640
 SHIFTS = [-8, -7, -6, -5, -4, -3, 3, 4, 5, 6, 7, 8]
 
 
-def decode_25fps(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import av
+def pipeline_view(path: Path, face: FaceStage) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(aligned crops, crop landmarks [T, 68, 2], 16 kHz audio, seconds per frame) as the runner makes them."""
+    t0 = time.perf_counter()
+    reader = SourceReader(path, 25, 16000)
+    face.reset()
+    aligner = face.new_aligner()
+    crops, lms = [], []
+    for k, frame in enumerate(reader.frames()):
+        found = face.track(frame, new_shot=(k == 0))
+        if found.landmarks is None:
+            crops.append(np.full((face.params.resolution,) * 2 + (3,), 127, np.uint8))
+            lms.append(np.full((68, 2), np.nan, np.float32))
+            continue
+        crop, lm = aligner.warp(frame, found)
+        crops.append(crop)
+        lms.append(lm)
+    per_frame = (time.perf_counter() - t0) / max(1, len(lms))
+    return np.stack(crops), np.stack(lms).astype(np.float32), np.asarray(reader.audio, np.float32), per_frame
 
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        frames, times = [], []
-        for f in c.decode(vs):
-            frames.append(f.to_ndarray(format="rgb24"))
-            times.append(float(f.pts * vs.time_base))
-        a_start = c.streams.audio[0].start_time or 0
-        a_tb = float(c.streams.audio[0].time_base)
-    with av.open(str(path)) as c:
-        rs = av.AudioResampler(format="flt", layout="mono", rate=16000)
-        chunks = [g.to_ndarray().reshape(-1) for f in c.decode(c.streams.audio[0]) for g in rs.resample(f)]
-        chunks += [g.to_ndarray().reshape(-1) for g in rs.resample(None)]
-    audio = np.concatenate(chunks).astype(np.float32)
-    # put audio sample 0 at the first video frame's time
-    lead = int(round((times[0] - a_start * a_tb) * 16000))
-    audio = audio[lead:] if lead > 0 else np.concatenate([np.zeros(-lead, np.float32), audio])
-    t0 = times[0]
-    n = int(min(times[-1] - t0 + 0.04, len(audio) / 16000) * 25)
-    out, j = [], 0
-    for i in range(n):
-        while j + 1 < len(times) and times[j + 1] - t0 <= i / 25 + 1e-6:
-            j += 1
-        out.append(frames[j])
-    return np.stack(out), audio
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counted half."""
+    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(np.mean(pos > neg) + 0.5 * np.mean(pos == neg))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--media", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "media")
     ap.add_argument("--frames", type=int, default=100, help="sub-clip length in frames")
-    ap.add_argument("--step", type=int, default=6, help="frames between sub-clip starts")
+    ap.add_argument("--step", type=int, default=3, help="frames between sub-clip starts")
+    ap.add_argument("--margin", type=int, default=8, help="frames kept free at both ends of a video")
     ap.add_argument("--models", action="store_true", help="also time syncnet/stable_syncnet (random weights)")
     args = ap.parse_args()
 
     videos = sorted(args.media.glob("talk_*.mp4"))
     if not videos:
         raise SystemExit(f"no talk_*.mp4 in {args.media}")
+    cfg = load_config(DEFAULT_PIPELINE_CONFIG)
+    face = FaceStage(cfg.face)
+    face.setup()
     backend = LandmarkBackend(SyncSection())
-    s = 15
-    data = {}
+    backend.setup()
+    s = int(cfg.sync.search_frames)
+    data, face_cost = {}, []
     for v in videos:
-        t0 = time.perf_counter()
-        frames, audio = decode_25fps(v)
-        t1 = time.perf_counter()
-        lm = DlibLandmarker(detect_width=320, redetect_every=10)(frames)
-        t2 = time.perf_counter()
-        data[v.name] = (frames, audio, lm)
-        print(f"{v.name}: {len(frames)} frames, decode {t1 - t0:.2f}s, dlib landmarks {1000 * (t2 - t1) / len(frames):.1f} ms/frame")
+        crops, lm, audio, per_frame = pipeline_view(v, face)
+        data[v.name] = (crops, lm, audio)
+        face_cost.append(per_frame)
+        print(f"{v.name}: {len(lm)} frames, decode + face stage {1000 * per_frame:.1f} ms/frame")
 
-    w = args.frames
+    w, m = args.frames, args.margin
     print(f"\nlandmark backend, {w}-frame sub-clips every {args.step} frames, shifts {SHIFTS}")
-    print(f"{'video':22s} {'clips':>5s} {'abs@0':>14s} {'conf@0 med':>10s} {'Δ ok (ctx)':>11s} {'Δ ok (clip)':>11s}")
+    print(f"{'video':22s} {'clips':>5s} {'Δ ok (ctx)':>11s} {'Δ ok (clip)':>11s} {'conf@0 med':>10s}  offsets of unshifted clips")
     all_ctx, all_clip, all_abs, own_conf, cost = [], [], [], [], []
-    for name, (frames, audio, lm) in data.items():
-        n_frames = len(frames)
-        starts = list(range(8, n_frames - w - 8 + 1, args.step))
+    for name, (crops, lm, audio) in data.items():
+        starts = list(range(m, len(lm) - w - m + 1, args.step))
         ctx_ok, clip_ok, abs0, confs = [], [], [], []
         for st in starts:
             base = {}
             for mode in ("ctx", "clip"):
                 for k in [0] + SHIFTS:
                     a0 = (st + k) * HOP
-                    seg = audio[a0 : a0 + w * HOP]
                     if mode == "ctx":
-                        inp = SyncInput(frames[st : st + w], lm[st : st + w], audio, a0)
+                        inp = SyncInput(crops[st : st + w], lm[st : st + w], audio, a0)
                     else:
-                        inp = SyncInput(frames[st : st + w], lm[st : st + w], seg, 0)
+                        inp = SyncInput(crops[st : st + w], lm[st : st + w], audio[a0 : a0 + w * HOP], 0)
                     t0 = time.perf_counter()
                     est, _ = backend.measure(inp, s)
                     cost.append(time.perf_counter() - t0)
@@ -116,11 +118,11 @@ def main() -> None:
         all_abs += abs0
         own_conf += confs
         print(
-            f"{name:22s} {len(starts):5d} {str(sorted(abs0)):>14s} {np.median(confs):10.2f} "
-            f"{np.mean(ctx_ok):10.0%} {np.mean(clip_ok):10.0%}"
+            f"{name:22s} {len(starts):5d} {np.mean(ctx_ok):10.0%} {np.mean(clip_ok):10.0%} "
+            f"{np.median(confs):10.2f}  {sorted(abs0)}"
         )
     abs_arr = np.array(all_abs)
-    print(f"{'all':22s} {len(all_abs):5d} {'':>14s} {np.median(own_conf):10.2f} {np.mean(all_ctx):10.0%} {np.mean(all_clip):10.0%}")
+    print(f"{'all':22s} {len(all_abs):5d} {np.mean(all_ctx):10.0%} {np.mean(all_clip):10.0%} {np.median(own_conf):10.2f}")
     print(f"unshifted clips with |offset| <= 1: {np.mean(np.abs(abs_arr) <= 1):.0%}, <= 2: {np.mean(np.abs(abs_arr) <= 2):.0%}")
 
     foreign = []
@@ -129,19 +131,24 @@ def main() -> None:
         for b in names:
             if a == b:
                 continue
-            fa, _, la = data[a]
-            _, ab, _ = data[b]
-            for st in range(8, min(len(fa), len(ab) // HOP) - w - 8 + 1, args.step):
-                est, _ = backend.measure(SyncInput(fa[st : st + w], la[st : st + w], ab, st * HOP), s)
+            ca, la, _ = data[a]
+            ab = data[b][2]
+            for st in range(m, min(len(la), len(ab) // HOP) - w - m + 1, args.step):
+                est, _ = backend.measure(SyncInput(ca[st : st + w], la[st : st + w], ab, st * HOP), s)
                 foreign.append(est.conf)
     own, foreign = np.array(own_conf), np.array(foreign)
     print(
         f"conf own voice: median {np.median(own):.2f}, >=3: {np.mean(own >= 3):.0%} (n={len(own)});"
-        f" foreign voice: median {np.median(foreign):.2f}, >=3: {np.mean(foreign >= 3):.0%} (n={len(foreign)})"
+        f" foreign voice: median {np.median(foreign):.2f}, >=3: {np.mean(foreign >= 3):.0%} (n={len(foreign)});"
+        f" ROC AUC own vs foreign {roc_auc(own, foreign):.2f}"
     )
     q = [10, 25, 50, 75, 90, 95]
     print(f"conf percentiles {q}: own {np.round(np.percentile(own, q), 2).tolist()}; foreign {np.round(np.percentile(foreign, q), 2).tolist()}")
-    print(f"landmark backend cost per {w}-frame clip (landmarks given): {1000 * np.median(cost):.1f} ms")
+    per_clip_face = np.mean(face_cost) * w
+    print(
+        f"landmark backend cost per {w}-frame clip (landmarks given): {1000 * np.median(cost):.1f} ms median "
+        f"= {100 * np.median(cost) / per_clip_face:.1f}% of the decode + face time of such a clip ({per_clip_face:.2f} s)"
+    )
 
     if args.models:
         _time_models(data, w)
@@ -157,14 +164,9 @@ def _time_models(data, w: int) -> None:
     from syncvid.sync.syncnet_model import SyncNetV2, save_syncnet_v2
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    frames, audio, lm = next(iter(data.values()))
+    crops, lm, audio = next(iter(data.values()))
     st = 10
-    clip_frames = frames[st : st + w]
-    import cv2
-
-    aligned = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in clip_frames])
-    scale = 256.0 / frames.shape[1]
-    inp = SyncInput(aligned, lm[st : st + w] * scale, audio, st * HOP)
+    inp = SyncInput(crops[st : st + w], lm[st : st + w], audio, st * HOP)
     pixel = {
         "audio_encoder": {"in_channels": 1, "block_out_channels": [32, 64, 128, 256, 512, 1024, 2048],
                           "downsample_factors": [[2, 1], 2, 2, 1, 2, 2, [2, 3]], "attn_blocks": [0] * 7, "dropout": 0.0},

@@ -249,6 +249,7 @@ class StableSyncNetBackend(SyncBackend):
         self.window_stride = window_stride
         self.model = None
         self.device = "cpu"
+        self.resolution = 256  # side of the face the model was trained on (the config's data.resolution)
 
     @property
     def num_frames(self) -> int:
@@ -264,6 +265,7 @@ class StableSyncNetBackend(SyncBackend):
         from syncvid.config import load_config
 
         cfg = load_config(self.params.stable_syncnet_config)
+        self.resolution = int(cfg.data.resolution)
         return cfg.model
 
     def setup(self) -> None:
@@ -291,7 +293,7 @@ class StableSyncNetBackend(SyncBackend):
         if self.model is None:
             raise RuntimeError("StableSyncNetBackend.setup() was not called")
         f = self.num_frames
-        wins, starts = stable_syncnet_visual_windows(inp.frames, f, self.window_stride or f)
+        wins, starts = stable_syncnet_visual_windows(inp.frames, f, self.window_stride or f, self.resolution)
         t = inp.num_frames
         hop = inp.sample_rate // 25
         j0, j1, s0 = context_window(len(inp.source_audio), inp.audio_start_sample, t, max_shift, hop)

@@ -4,8 +4,9 @@ Visual signal: mouth opening per frame = inner-lip gap + outer-lip gap (mean ver
 distance of the upper and lower lip points, dlib 68-point order), divided by the
 inter-ocular distance so that face size and zoom cancel.
 
-Audio signal: per 25 fps frame (640 samples), the log energies of 8 log-spaced bands
-between 100 Hz and 6 kHz plus their temporal derivatives (16 features).  Speech energy is
+Audio signal: per 25 fps frame k (samples [k·640, (k+1)·640)), the log energies of 8
+log-spaced bands between 100 Hz and 6 kHz in a Hann window centred on that span,
+plus their temporal derivatives (16 features).  Speech energy is
 spread differently over the bands for open and closed vowels, bilabial closures and
 fricatives, so a per-clip linear map from these features to the mouth opening follows the
 lips much better than one broadband envelope does; the map is fitted by ridge regression
@@ -27,6 +28,7 @@ from syncvid.sync.offset import OffsetEstimate, estimate_offset
 
 __all__ = [
     "SAMPLES_PER_FRAME",
+    "AUDIO_WINDOW",
     "mouth_opening",
     "band_log_energies",
     "audio_features",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
+# Analysis window of the audio features, centred on each frame's 640 samples.  An 80 ms
+# window (2 frames) was measured too (docs/sync.md): steadier offsets from the clip's own
+# audio, but foreign voices reached the confidence threshold far more often.
+AUDIO_WINDOW = SAMPLES_PER_FRAME
 _INNER_UPPER, _INNER_LOWER = [61, 62, 63], [67, 66, 65]
 _OUTER_UPPER, _OUTER_LOWER = [50, 51, 52], [58, 57, 56]
 _LEFT_EYE, _RIGHT_EYE = slice(36, 42), slice(42, 48)
@@ -63,25 +69,50 @@ def band_log_energies(
     num_bands: int = 8,
     low_hz: float = 100.0,
     high_hz: float = 6000.0,
+    *,
+    window: int | None = None,
+    start: int = 0,
+    num_frames: int | None = None,
 ) -> np.ndarray:
-    """[N, num_bands] log band energies of consecutive `hop`-sample frames (Hann window)."""
+    """[N, num_bands] log band energies, one row per `hop`-sample frame.
+
+    Frame k covers samples [start + k·hop, start + (k+1)·hop) of `audio`; its Hann window of
+    `window` samples is centred on that span (so it reaches (window - hop)/2 samples into
+    each neighbour), and samples outside `audio` count as silence.  N = `num_frames`, or
+    as many whole frames as `audio` holds after `start`.  `window` defaults to
+    `AUDIO_WINDOW` scaled to `hop`.
+    """
+    window = hop * AUDIO_WINDOW // SAMPLES_PER_FRAME if window is None else int(window)
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    n = len(x) // hop
-    if n == 0:
+    n = (len(x) - start) // hop if num_frames is None else int(num_frames)
+    if n <= 0:
         return np.zeros((0, num_bands))
-    frames = x[: n * hop].reshape(n, hop) * np.hanning(hop)[None, :]
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(hop, 1.0 / sample_rate)
+    left = start + (hop - window) // 2  # first sample of frame 0's window (may be < 0)
+    pad_l = max(0, -left)
+    pad_r = max(0, left + (n - 1) * hop + window - len(x))
+    xp = np.pad(x, (pad_l, pad_r))
+    first = left + pad_l
+    idx = first + np.arange(n)[:, None] * hop + np.arange(window)[None, :]
+    power = np.abs(np.fft.rfft(xp[idx] * np.hanning(window)[None, :], axis=1)) ** 2
+    freqs = np.fft.rfftfreq(window, 1.0 / sample_rate)
     edges = np.geomspace(low_hz, high_hz, num_bands + 1)
     bands = np.stack(
         [power[:, (freqs >= edges[b]) & (freqs < edges[b + 1])].sum(axis=1) for b in range(num_bands)], axis=1
     )
-    return np.log(bands + 1e-10 * hop)
+    return np.log(bands + 1e-10 * window)
 
 
-def audio_features(audio: np.ndarray, sample_rate: int = 16000, hop: int = SAMPLES_PER_FRAME) -> np.ndarray:
-    """[N, 16]: band log energies and their frame-to-frame derivatives."""
-    e = band_log_energies(audio, sample_rate, hop)
+def audio_features(
+    audio: np.ndarray,
+    sample_rate: int = 16000,
+    hop: int = SAMPLES_PER_FRAME,
+    *,
+    window: int | None = None,
+    start: int = 0,
+    num_frames: int | None = None,
+) -> np.ndarray:
+    """[N, 16]: band log energies (`band_log_energies`) and their frame-to-frame derivatives."""
+    e = band_log_energies(audio, sample_rate, hop, window=window, start=start, num_frames=num_frames)
     if len(e) < 2:
         return np.concatenate([e, np.zeros_like(e)], axis=1)
     return np.concatenate([e, np.gradient(e, axis=0)], axis=1)
@@ -118,7 +149,11 @@ def landmark_offset(
     j0, j1, s0 = context_window(len(source_audio), audio_start_sample, t, max_shift, hop)
     ctx = np.full((t + 2 * max_shift, 16), np.nan)
     if j1 > j0:
-        feats = audio_features(source_audio[s0 : s0 + (j1 - j0) * hop], sample_rate, hop)
+        # windows reach into the source's audio around the context where it has some
+        window = AUDIO_WINDOW * hop // SAMPLES_PER_FRAME
+        lo = max(0, s0 - window)
+        src = np.asarray(source_audio[lo : s0 + (j1 - j0) * hop + window], dtype=np.float32)
+        feats = audio_features(src, sample_rate, hop, window=window, start=s0 - lo, num_frames=j1 - j0)
         ctx[j0 : j0 + len(feats)] = feats
     return estimate_offset(mouth, ctx, max_shift, min_overlap=min(min_overlap, max(8, t // 2)))
 

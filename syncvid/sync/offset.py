@@ -33,9 +33,10 @@ __all__ = [
 # Scale of the landmark backend's confidence (see `estimate_offset` and docs/sync.md):
 # conf = LANDMARK_CONF_SCALE * (peak - median) / null_rms, where null_rms is the typical
 # score of a wrong alignment of the same clip.  The scale puts the reference's default
-# threshold 3 at the 95th percentile of mismatched face/voice pairs of real 4 s clips
-# (benchmarks/bench_sync.py: foreign voices 1.36 median / 1.87 p95 unscaled, own voice
-# 1.82 median), so 3 means "better than a wrong voice almost ever manages".
+# threshold 3 at about the 95th percentile of mismatched face/voice pairs of real 4 s clips
+# (benchmarks/bench_sync.py with the pipeline's face stage: foreign voices 1.23 median /
+# 1.96 p95 unscaled, own voice 1.65 median), so 3 means "better than a wrong voice almost
+# ever manages"; it does not mean the offset is right to a frame.
 LANDMARK_CONF_SCALE = 1.6
 
 

@@ -172,3 +172,28 @@ def test_syncnet_backend_missing_checkpoint_is_one_clear_error(tmp_path):
     backend = SyncNetBackend(replace(SyncSection(), backend="syncnet", syncnet_checkpoint=str(tmp_path / "x" / "syncnet_v2.model")))
     with pytest.raises(FileNotFoundError, match="syncnet_v2.model.*joonson/syncnet_python"):
         backend.setup()
+
+
+@pytest.mark.parametrize("window", [640, 1280])
+def test_audio_feature_of_frame_k_is_centred_on_its_samples(window):
+    from syncvid.sync.landmark import band_log_energies
+
+    # a 1 kHz burst filling frame 5's samples [5*640, 6*640): frame 5 has the most energy,
+    # and its neighbours get equal shares (the window is centred, not causal)
+    audio = np.zeros(640 * 12)
+    t = np.arange(640) - 319.5  # symmetric about the frame's centre
+    audio[5 * 640 : 6 * 640] = np.cos(2 * np.pi * 1000 * t / 16000)
+    e = band_log_energies(audio, window=window).max(axis=1)
+    assert int(np.argmax(e)) == 5
+    assert e[4] == pytest.approx(e[6], abs=1e-6)
+
+
+def test_audio_features_use_real_audio_around_the_frames():
+    from syncvid.sync.landmark import band_log_energies
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=640 * 10)
+    inner = band_log_energies(audio, window=1280, start=3 * 640, num_frames=4)
+    alone = band_log_energies(audio[3 * 640 : 7 * 640], window=1280)
+    np.testing.assert_allclose(inner[1:3], alone[1:3])  # same inside, where no window reaches out
+    assert not np.allclose(inner[0], alone[0])  # frame 0 sees the samples before it, not silence
