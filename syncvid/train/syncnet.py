@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from syncvid.config import save_config
 from syncvid.data.fileslist import resolve_clip_paths
 from syncvid.data.syncnet_dataset import SyncNetDataset
 from syncvid.sync.stable_syncnet import StableSyncNet
@@ -320,6 +321,7 @@ def train_syncnet(
     torch.manual_seed(seed)
     out_dir = Path(cfg.data.train_output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")  # the checkpoints' config: the sync backend loads both
 
     train_ds, val_ds = _build_datasets(cfg)
     model = StableSyncNet(cfg.model)
@@ -450,7 +452,7 @@ def train_syncnet(
 
 def main(config_path: str | os.PathLike, overrides: Sequence[str] | None = None) -> int:
     """Command entry: load the config, save it beside the run, train.  Returns an exit code."""
-    from syncvid.config import ConfigError, load_config, save_config
+    from syncvid.config import ConfigError, load_config
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -460,9 +462,6 @@ def main(config_path: str | os.PathLike, overrides: Sequence[str] | None = None)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        out_dir = Path(cfg.data.train_output_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
         result = train_syncnet(cfg)
     except TrainingSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)

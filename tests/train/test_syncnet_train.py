@@ -218,17 +218,50 @@ def test_script_shim_runs_from_the_repository_root(repo_root, corpus, tmp_path):
     assert (out / "checkpoint-1.pt").is_file() and (out / "config.yaml").is_file()
 
 
-@pytest.mark.slow
-def test_short_training_run_learns_sync(repo_root, corpus, tmp_path):
-    """Mouth height follows the audio envelope: 48 steps of 16 pairs beat chance on unseen clips."""
+@pytest.fixture(scope="module")
+def trained(repo_root, corpus, tmp_path_factory):
+    """One short training run (64 steps of 16 pairs) shared by the slow tests below."""
+    out = tmp_path_factory.mktemp("learn")
     cfg = _cfg(
-        repo_root, corpus, tmp_path / "learn",
-        "run.max_train_steps=48", "run.validation_steps=48", "ckpt.save_ckpt_steps=48", "data.num_val_samples=128",
+        repo_root, corpus, out,
+        "run.max_train_steps=64", "run.validation_steps=64", "ckpt.save_ckpt_steps=64", "data.num_val_samples=128",
     )
-    result = train_syncnet(cfg, progress=False)
+    return train_syncnet(cfg, progress=False), out
+
+
+@pytest.mark.slow
+def test_short_training_run_learns_sync(trained):
+    """Mouth height follows the audio envelope: the loss falls and unseen clips beat chance."""
+    result, _ = trained
     losses = result.train_losses
     assert np.mean(losses[-12:]) < np.mean(losses[:12]) - 0.03
     final = result.validations[-1]
     assert final.num_samples == 128
     assert final.accuracy > 0.6, f"held-out accuracy {final.accuracy:.3f}"
     assert result.samples_per_second > 0
+
+
+@pytest.mark.slow
+def test_trained_checkpoint_recovers_injected_offsets_as_the_sync_backend(trained):
+    """A self-trained SyncNet plugged into the stable_syncnet backend finds known shifts (not ±15)."""
+    from syncvid.config.pipeline_schema import SyncSection
+    from syncvid.records import Clip, Segment
+    from syncvid.stages.sync import SyncStage
+
+    _, out = trained
+    stage = SyncStage(SyncSection(backend="stable_syncnet", stable_syncnet_checkpoint=str(out / "checkpoint-64.pt"),
+                                  stable_syncnet_config=str(out / "config.yaml"), conf_threshold=0.0, device="cpu"))
+    stage.setup()
+    rng = np.random.default_rng(7)
+    hits, total, margin, t = 0, 0, 20, 112
+    for shift in (-6, -3, 0, 2, 5):
+        for _ in range(2):
+            frames, audio, _ = talking_clip(t + 2 * margin, RES, rng)
+            start = (margin + shift) * 640  # positive shift: the audio leads the video by `shift` frames
+            clip = Clip(Segment("x.mp4", 0, 0, 0, t), frames[margin:margin + t], audio[start:start + t * 640],
+                        source_audio=audio, audio_start_sample=start)
+            result = stage.measure(clip)
+            total += 1
+            hits += abs(result.offset_frames - shift) <= 1
+            assert not result.at_search_edge
+    assert hits / total >= 0.8, f"{hits}/{total} offsets within ±1 frame"
