@@ -56,7 +56,14 @@ def resolve_output_dir(cfg: PipelineConfig) -> tuple[Path, Path]:
 
 
 def config_fingerprint(cfg: PipelineConfig) -> str:
+    """What a source's results depend on; thresholds are left out: they only decide, and a run with
+    other thresholds re-decides completed sources from their recorded scores (as `syncvid filter`)."""
+    from syncvid.pipeline.refilter import THRESHOLD_KEYS
+
     data = {name: dataclasses.asdict(getattr(cfg, name)) for name in FINGERPRINT_SECTIONS}
+    for key in THRESHOLD_KEYS:
+        section, name = key.split(".")
+        data[section].pop(name)
     data["outputs"] = [cfg.run.keep_candidates, cfg.run.keep_intermediate]
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -92,7 +99,7 @@ def make_executor(cfg: PipelineConfig, job: WorkerJob, notice) -> object:
     gpu = needs_gpu(cfg)
     plan = plan_workers(cfg.run.total_num_workers, cfg.run.per_gpu_num_workers,
                         visible_gpu_count() if gpu else 0, gpu)
-    if plan.notice:
+    if plan.notice and cfg.run.executor != "ray":  # the Ray executor plans against the cluster it joins
         notice(plan.notice)
     if cfg.run.executor == "sequential":
         return SequentialExecutor(job, plan.slots[0])
@@ -102,7 +109,8 @@ def make_executor(cfg: PipelineConfig, job: WorkerJob, notice) -> object:
     if cfg.run.executor == "ray":
         from syncvid.pipeline.ray_executor import RayExecutor
 
-        return RayExecutor(job, plan, address=cfg.run.ray_address, max_retries=cfg.run.max_retries)
+        return RayExecutor(job, plan, address=cfg.run.ray_address, max_retries=cfg.run.max_retries,
+                           needs_gpu=gpu, notice=notice)
     raise UsageError(f"run.executor must be sequential, local or ray, got {cfg.run.executor!r}")
 
 
@@ -141,6 +149,10 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
                 progress.update(outcome)
         finally:
             progress.close()
+        if skipped:  # sources done by an earlier run are decided with this run's thresholds
+            from syncvid.pipeline.refilter import apply_thresholds
+
+            apply_thresholds(layout, cfg)
         rows = finish_outputs(layout, sources)
     clips = [r for r in rows if r["row_type"] == "clip"]
     src_rows = [r for r in rows if r["row_type"] == "source"]

@@ -140,3 +140,18 @@ def test_config_show_and_validate(capsys):
     assert main(["config", "validate", str(REPO / "configs/unet/stage2.yaml")]) == 0
     assert main(["config", "validate", "missing.yaml"]) == 1  # an invalid config: every problem printed
     assert "missing.yaml: config file not found" in capsys.readouterr().out
+
+
+def test_rerun_with_other_thresholds_redecides_without_recomputing(small_input, reference_run, capsys, monkeypatch):
+    before = _summary(reference_run)
+    args = ["pipeline", "--input_dir", str(small_input), "--output_dir", str(reference_run), "--no_progress"]
+    import syncvid.pipeline.source_runner as runner
+
+    monkeypatch.setattr(runner.SourceRunner, "run", lambda *a: pytest.fail("a completed source was recomputed"))
+    assert main(args + ["--sync_conf_threshold", "1000"]) == 0
+    rows = read_manifest(reference_run / "manifest.parquet")
+    synced = [r for r in rows if r["row_type"] == "clip" and r["sync_conf"] is not None]
+    assert synced and all((r["status"], r["reason"]) == ("dropped", "low_sync_conf") for r in synced)
+    assert (reference_run / "fileslist.txt").read_text() == ""
+    assert main(args) == 0  # back to the config's threshold: the same clips, restored from the pool
+    assert _summary(reference_run) == before
