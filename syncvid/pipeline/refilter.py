@@ -22,11 +22,10 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable
+from typing import Iterable
 
 import numpy as np
 
@@ -35,13 +34,22 @@ from syncvid.pipeline.atomic import write_json_atomic
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.lock import RunLock
 from syncvid.pipeline.run import UsageError, config_fingerprint, finish_outputs
-from syncvid.records import Clip, Rejected, Segment, Source
-from syncvid.stages.quality import CHECKS
+from syncvid.pipeline.decisions import (  # noqa: F401  (re-exported: the refilter API)
+    RESCORABLE_STAGES,
+    THRESHOLD_KEYS,
+    decide,
+    decision_fields,
+    final_rel,
+    pool_rel,
+    reached_sync_decision,
+    recorded_sync_result,
+    rejudge_row,
+    row_segment,
+    score_clip,
+    summarise_source,
+)
+from syncvid.records import Clip, Rejected, Source
 
-RESCORABLE_STAGES = ("sync", "quality")
-# Thresholds: config keys read only by `SyncStage.judge` / `QualityStage.judge`, never by a measurement.
-THRESHOLD_KEYS = ("sync.conf_threshold", "sync.max_offset_frames") + tuple(
-    dict.fromkeys(f"quality.{c.param}" for c in CHECKS))
 # A candidate whose recorded audio differs from the source's audio by more than this relative RMS
 # is not from this source any more (the input was replaced): its own audio is used instead.
 AUDIO_MATCH_TOLERANCE = 0.3
@@ -56,114 +64,6 @@ def changed_keys(old: PipelineConfig, new: PipelineConfig, sections: Iterable[st
         a, b = dataclasses.asdict(getattr(old, name)), dataclasses.asdict(getattr(new, name))
         out.extend(f"{name}.{k}" for k in a if a[k] != b.get(k))
     return out
-
-
-def final_rel(layout: OutputLayout, clip_rel: str) -> str:
-    return f"{layout.final_dir.relative_to(layout.root).as_posix()}/{clip_rel}"
-
-
-def pool_rel(layout: OutputLayout, clip_rel: str) -> str:
-    return f"{layout.pool_dir.relative_to(layout.root).as_posix()}/{clip_rel}"
-
-
-def row_segment(row: dict, time_offset_s: float = 0.0) -> Segment:
-    """The candidate segment a clip row describes (before any sync trim)."""
-    return Segment(row["source"], int(row["shot_index"]), int(row["seg_index"]), int(row["start_frame"]),
-                   int(row["end_frame"]), time_offset_s=time_offset_s)
-
-
-def reached_sync_decision(row: dict) -> bool:
-    """A clip row whose corrected clip was encoded (kept, or pooled by a threshold): filter re-decides it."""
-    return row.get("row_type") == "clip" and bool(row.get("output") or row.get("pooled"))
-
-
-def decide(measurements: dict, sync_stage, quality_stage) -> Rejected | None:
-    """The threshold decision on recorded measurements: the first failing rejection, or None to keep."""
-    try:
-        sync_stage.judge(measurements)
-        quality_stage.judge(measurements)
-    except Rejected as rej:
-        return rej
-    return None
-
-
-def decision_fields(layout: OutputLayout, clip_rel: str, decision: Rejected | None) -> dict:
-    """Row fields that record a decision and where the corrected clip lives."""
-    if decision is None:
-        return {"status": "kept", "stage": "", "reason": "", "message": "",
-                "output": final_rel(layout, clip_rel), "pooled": ""}
-    return {"status": "dropped", "stage": decision.stage, "reason": decision.reason, "message": decision.message,
-            "output": "", "pooled": pool_rel(layout, clip_rel)}
-
-
-def rejudge_row(layout: OutputLayout, row: dict, sync_stage, quality_stage) -> dict:
-    """`row` re-decided with the stages' thresholds (a new dict); rows that never reached the decision
-    are returned unchanged."""
-    if not reached_sync_decision(row):
-        return dict(row)
-    decision = decide(row, sync_stage, quality_stage)
-    return {**row, **decision_fields(layout, row_segment(row).clip_rel, decision)}
-
-
-def summarise_source(src: dict, clips: list[dict]) -> dict:
-    """The source row's status and message from its clip rows (a new dict).
-
-    A source rejected as a whole (broken, resample, internal error) keeps its row.
-    """
-    if src.get("status") == "dropped" and src.get("reason") != "no_clips_kept":
-        return dict(src)
-    if not clips:
-        return dict(src)
-    kept = sum(1 for r in clips if r.get("status") == "kept")
-    if kept:
-        return {**src, "status": "kept", "stage": "", "reason": "",
-                "message": f"{kept} of {len(clips)} segments kept"}
-    reasons: dict[tuple[str, str], int] = {}
-    for r in clips:
-        reasons[(r["stage"], r["reason"])] = reasons.get((r["stage"], r["reason"]), 0) + 1
-    (top_stage, _), _ = max(reasons.items(), key=lambda kv: kv[1])
-    summary = ", ".join(f"{n} {reason}" for (_, reason), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return {**src, "status": "dropped", "stage": top_stage, "reason": "no_clips_kept",
-            "message": f"all {len(clips)} segments dropped: {summary}"}
-
-
-def recorded_sync_result(row: dict):
-    """The sync measurement recorded in a row, as a `SyncResult` (to re-apply its correction)."""
-    from syncvid.stages.sync import SyncResult
-
-    extras = {k: row[k] for k in row if k.startswith("sync_") and k not in (
-        "sync_offset_frames", "sync_conf", "sync_backend", "sync_at_search_edge", "sync_trimmed_frames")}
-    return SyncResult(offset_frames=int(row["sync_offset_frames"]), conf=float(row["sync_conf"]),
-                      backend=str(row.get("sync_backend") or ""), at_search_edge=bool(row.get("sync_at_search_edge")),
-                      extras=extras)
-
-
-def _no_timer(stage: str) -> ContextManager:
-    return nullcontext()
-
-
-def score_clip(clip: Clip, row: dict, sync_stage, quality_stage, stages: Iterable[str] = RESCORABLE_STAGES,
-               timer: Callable[[str], ContextManager] = _no_timer) -> Clip:
-    """Measure the requested stages on a candidate and correct its audio; the corrected clip.
-
-    `row` receives every measurement.  Without "sync" in `stages`, the offset recorded in `row` is
-    re-applied instead of measured; without "quality", the recorded quality scores stay.  Raises
-    `Rejected("sync", "too_short")` when the backend or the correction leaves too few frames.
-    """
-    stages = set(stages)
-    with timer("sync"):
-        if "sync" in stages:
-            result = sync_stage.measure(clip)
-            row.update(result.measurements())
-        else:
-            result = recorded_sync_result(row)
-        clip = sync_stage.correct(clip, result)
-    row.update(clip.measurements)
-    if "quality" in stages:
-        with timer("quality"):
-            row.update(quality_stage.score(clip.frames).as_measurements())
-    row["num_frames"] = int(clip.frames.shape[0])
-    return clip
 
 
 # ----------------------------------------------------------------------------- markers

@@ -58,7 +58,7 @@ def resolve_output_dir(cfg: PipelineConfig) -> tuple[Path, Path]:
 def config_fingerprint(cfg: PipelineConfig) -> str:
     """What a source's results depend on; thresholds are left out: they only decide, and a run with
     other thresholds re-decides completed sources from their recorded scores (as `syncvid filter`)."""
-    from syncvid.pipeline.refilter import THRESHOLD_KEYS
+    from syncvid.pipeline.decisions import THRESHOLD_KEYS
 
     data = {name: dataclasses.asdict(getattr(cfg, name)) for name in FINGERPRINT_SECTIONS}
     for key in THRESHOLD_KEYS:
