@@ -9,7 +9,6 @@ See docs/configuration.md for the rules (precedence, ``extends``, the family rul
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Union
 
@@ -88,20 +87,10 @@ def config_to_yaml(cfg: AnyConfig) -> str:
 
 def save_config(cfg: AnyConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config to `path` atomically (temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from syncvid.atomic import write_text_atomic
+
     text = "# Resolved syncvid configuration: load it with load_config() or --config.\n" + config_to_yaml(cfg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(path, text, fsync=True)
 
 
 def _escape(data: object) -> object:

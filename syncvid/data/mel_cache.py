@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from syncvid.atomic import atomic_path
 from syncvid.data.mel import MelParams
 
 __all__ = ["MelCache", "CorruptCacheEntry"]
@@ -86,15 +86,8 @@ class MelCache:
             raise ValueError(f"mel of shape {mel.shape} does not have {self.params.num_mels} bands")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         cache_path = self.path_for(video_path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".part", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, mel=mel, source=_source_stamp(os.fspath(video_path)))
-            os.replace(tmp, cache_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(cache_path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, mel=mel, source=_source_stamp(os.fspath(video_path)))
         return cache_path
 
     def get(self, video_path: str | os.PathLike, compute: Callable[[str], np.ndarray]) -> np.ndarray:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from syncvid.atomic import write_bytes_atomic
 
 _PAD = 4
 _LABEL_H = 18
@@ -72,12 +73,4 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(".png", cv2.cvtColor(_as_rgb(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"cannot encode PNG for {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, data.tobytes())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from syncvid.atomic import atomic_path
 
 # Fixed columns, in order, with their types; stages may add more measurement columns.
 COLUMNS: dict[str, pa.DataType] = {
@@ -79,9 +80,8 @@ def write_manifest(path: Path, rows: list[dict]) -> None:
     """Write rows (sorted by source, then clip) to `path` atomically."""
     rows = sorted(rows, key=lambda r: (r.get("source") or "", r.get("row_type") != "source", r.get("clip") or ""))
     table = rows_to_table(rows)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_manifest(path: Path) -> list[dict]:

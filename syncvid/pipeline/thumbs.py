@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from syncvid.atomic import write_bytes_atomic
 
 THUMB_SIZE = 96
 
@@ -22,9 +23,7 @@ def save_thumbnail_strip(path: Path, images: list[np.ndarray]) -> None:
     ok, data = cv2.imencode(".png", cv2.cvtColor(thumbnail_strip(images), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode thumbnail {path.name}")
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data.tobytes())
 
 
 def load_thumbnail_strip(path: Path) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvid.atomic import write_text_atomic
 from syncvid.media.encode import ClipWriter
 from syncvid.sample.face_puppet import (
     Placement,
@@ -611,10 +612,7 @@ def make_sample(out_dir: str | os.PathLike, *, size: str = "small", seed: int = 
         "files": files,
     }
     target = root / GROUND_TRUTH_NAME
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_text_atomic(target, json.dumps(truth, ensure_ascii=False, indent=1))
 
 
 def load_ground_truth(path: str | os.PathLike) -> dict:

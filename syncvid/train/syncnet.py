@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from syncvid.atomic import atomic_path
 from syncvid.config import save_config
 from syncvid.data.fileslist import resolve_clip_paths
 from syncvid.data.syncnet_dataset import SyncNetDataset
@@ -197,16 +198,9 @@ def validate(
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """torch.save to a temporary name in the same folder, then rename onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------
