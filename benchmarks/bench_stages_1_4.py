@@ -52,6 +52,9 @@ def _stages_1_4(path: str) -> dict:
     from syncvid.stages.scene import SceneDetector
     from syncvid.stages.segment import segment_frames, shots_from_cuts, split_shot
 
+    from syncvid.media.decode import tune_allocator
+
+    tune_allocator()  # as a pipeline worker does
     cfg = PipelineConfig()
     start = _cpu()
     scene = SceneDetector(cfg.scene, cfg.media.fps)

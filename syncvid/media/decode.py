@@ -42,6 +42,8 @@ __all__ = [
     "decode_audio",
     "SourceReader",
     "read_clip",
+    "tune_allocator",
+    "release_free_memory",
 ]
 
 # Audio frames whose timestamp differs from the end of the previous frame by more than this
@@ -127,6 +129,63 @@ def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:
     if rotation % 90:
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
     return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90) % 4))
+
+
+_ALLOCATOR_TUNED = False
+# Heap kept beyond each request (glibc M_TOP_PAD): room for a few full-resolution frames.
+_TOP_PAD_BYTES = 64 << 20
+
+
+def tune_allocator() -> bool:
+    """Make glibc recycle full-frame buffers instead of returning them to the kernel every frame.
+
+    A decoded 1080p RGB frame is a 6 MB allocation made and freed once per frame.  With glibc's
+    default (dynamic) thresholds such blocks first come from ``mmap`` and, after the threshold
+    has risen, from the heap, which is trimmed back after nearly every free: either way each
+    frame's pages are faulted in and zeroed again, which costs about as much as the
+    YUV -> RGB conversion itself, and a fragmented heap can keep growing with the source's
+    length.  A fixed top pad (which also turns the dynamic thresholds off) keeps 64 MB of freed
+    heap for reuse.  Call it once per worker process; returns False where the C library is not
+    glibc (nothing is changed there).
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_top_pad = -2
+    _ALLOCATOR_TUNED = bool(mallopt(m_top_pad, _TOP_PAD_BYTES))
+    return _ALLOCATOR_TUNED
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; no-op elsewhere).
+
+    Freed blocks in the middle of the heap stay resident until reused; over a long source the
+    mix of frame-sized and small allocations leaves such holes behind.  Called between
+    segments it keeps a worker's resident memory flat for a cost of a few page faults per
+    segment.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+            import ctypes.util
+
+            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def _frame_time(frame, fallback: Fraction) -> Fraction:
@@ -382,6 +441,8 @@ class SourceReader:
                     f"ends before the video starts ({float(self.video_start_s):.3f} s)",
                 )
         self._iterated = False
+        self._shown = None  # the decoded frame behind the image frames() yielded last
+        self._small: tuple[int, np.ndarray] | None = None
 
     # -- decoding --------------------------------------------------------------------------
     def _next_frame(self):
@@ -404,6 +465,7 @@ class SourceReader:
         raise Rejected("broken", "zero_frames", f"{self.path.name}: the video stream has no decodable frame")
 
     def _image(self, frame) -> np.ndarray:
+        self._shown, self._small = frame, None
         image = frame.to_ndarray(format="rgb24")
         if self.rotation:
             image = rotate_upright(image, self.rotation)
@@ -411,6 +473,29 @@ class SourceReader:
             image = np.ascontiguousarray(image)
         image.flags.writeable = False
         return image
+
+    def small_bgr(self, width: int) -> np.ndarray:
+        """The frame `frames()` yielded last, at most `width` pixels wide, as uint8 BGR.
+
+        Scaled by FFmpeg's scaler straight from the decoded picture with area averaging (what
+        ``cv2.resize(..., INTER_AREA)`` does on the RGB frame, within a level or two), which
+        costs a fraction of converting and then shrinking the full frame.  Computed once per
+        source frame; read-only.
+        """
+        frame = getattr(self, "_shown", None)
+        if frame is None:
+            raise RuntimeError("small_bgr() needs a frame yielded by frames()")
+        if self._small is None or self._small[0] != width:
+            w, h = (frame.height, frame.width) if self.rotation in (90, 270) else (frame.width, frame.height)
+            if w > width:
+                w, h = width, max(1, round(h * width / w))
+            if self.rotation in (90, 270):
+                w, h = h, w
+            small = frame.reformat(w, h, "bgr24", interpolation="AREA").to_ndarray()
+            small = rotate_upright(small, self.rotation) if self.rotation else np.ascontiguousarray(small)
+            small.flags.writeable = False
+            self._small = (width, small)
+        return self._small[1]
 
     def _declared_video_end(self) -> Fraction | None:
         video = self._video

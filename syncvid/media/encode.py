@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["ClipWriter", "write_clip", "temp_path_for"]
+__all__ = ["ClipWriter", "write_clip", "replace_audio", "temp_path_for"]
 
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -124,17 +124,10 @@ class ClipWriter:
                 # clockwise by `rotation` to show them upright.
                 self._video.set_display_rotation(-rotation)
             self._audio = None
-            self._audio_buf = np.zeros((self.channels, 0), np.float32)
-            self._audio_next = round(audio_start_s * self.sample_rate)
             if self.channels:
-                self._audio = self._container.add_stream("aac", rate=self.sample_rate)
-                self._audio.layout = "mono" if self.channels == 1 else "stereo"
-                self._audio.bit_rate = int(audio_bitrate)
-                self._audio.time_base = Fraction(1, self.sample_rate)
-                self._audio.codec_context.time_base = Fraction(1, self.sample_rate)
-                self._audio_layout = self._audio.layout.name
+                self._audio = _AacTrack(self._container, self.sample_rate, self.channels, audio_bitrate,
+                                        round(audio_start_s * self.sample_rate))
             self._container.start_encoding()
-            self._audio_frame_size = self._audio.codec_context.frame_size if self._audio else 0
         except BaseException:
             self._discard()
             raise
@@ -169,32 +162,7 @@ class ClipWriter:
             raise ValueError(f"{self.path.name}: writer already closed")
         if self._audio is None:
             raise ValueError(f"{self.path.name}: writer was opened without audio")
-        samples = np.asarray(samples, dtype=np.float32)
-        if samples.ndim == 1:
-            planar = np.broadcast_to(samples, (self.channels, samples.shape[0]))
-        elif samples.ndim == 2 and samples.shape[1] == self.channels:
-            planar = samples.T
-        else:
-            raise ValueError(
-                f"{self.path.name}: audio must be [n] or [n, {self.channels}], got {samples.shape}"
-            )
-        self._audio_buf = np.concatenate([self._audio_buf, planar], axis=1)
-        self._drain_audio(final=False)
-
-    def _drain_audio(self, final: bool) -> None:
-        size = self._audio_frame_size or 1024
-        buf = self._audio_buf
-        start = 0
-        while buf.shape[1] - start >= size or (final and buf.shape[1] > start):
-            chunk = np.ascontiguousarray(buf[:, start : start + size])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._audio_layout)
-            frame.sample_rate = self.sample_rate
-            frame.pts = self._audio_next
-            frame.time_base = Fraction(1, self.sample_rate)
-            self._container.mux(self._audio.encode(frame))
-            self._audio_next += chunk.shape[1]
-            start += chunk.shape[1]
-        self._audio_buf = buf[:, start:]
+        self._audio.write(samples, self.path.name)
 
     # -- finishing -------------------------------------------------------------------------
     @property
@@ -209,17 +177,10 @@ class ClipWriter:
             if self._frames_written == 0:
                 raise ValueError(f"{self.path.name}: no video frame was written")
             if self._audio is not None:
-                self._drain_audio(final=True)
-                self._container.mux(self._audio.encode(None))
+                self._audio.close()
             self._container.mux(self._video.encode(None))
             self._container.close()
-            if self._fsync:
-                fd = os.open(self.tmp_path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            os.replace(self.tmp_path, self.path)
+            _finish_file(self.tmp_path, self.path, self._fsync)
         except BaseException:
             self._discard()
             raise
@@ -249,6 +210,123 @@ class ClipWriter:
             self.close()
         else:
             self.abort()
+
+
+class _AacTrack:
+    """The AAC stream of an output container: float32 samples in, frames stamped in samples.
+
+    Samples are appended contiguously from sample `start`; the encoder's priming is left to
+    FFmpeg (negative timestamps, recorded by the MP4 muxer in an edit list; see the module
+    docstring), so sample 0 reads back at time ``start / sample_rate``.
+    """
+
+    def __init__(self, container, sample_rate: int, channels: int, bitrate: int, start: int = 0):
+        self.container = container
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self.stream = container.add_stream("aac", rate=self.sample_rate)
+        self.stream.layout = "mono" if self.channels == 1 else "stereo"
+        self.stream.bit_rate = int(bitrate)
+        self.stream.time_base = Fraction(1, self.sample_rate)
+        self.stream.codec_context.time_base = Fraction(1, self.sample_rate)
+        self.layout = self.stream.layout.name
+        self.next_pts = int(start)
+        self.buf = np.zeros((self.channels, 0), np.float32)
+
+    def write(self, samples: np.ndarray, name: str) -> None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 1:
+            planar = np.broadcast_to(samples, (self.channels, samples.shape[0]))
+        elif samples.ndim == 2 and samples.shape[1] == self.channels:
+            planar = samples.T
+        else:
+            raise ValueError(f"{name}: audio must be [n] or [n, {self.channels}], got {samples.shape}")
+        self.buf = np.concatenate([self.buf, planar], axis=1)
+        self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        size = self.stream.codec_context.frame_size or 1024
+        buf = self.buf
+        start = 0
+        while buf.shape[1] - start >= size or (final and buf.shape[1] > start):
+            chunk = np.ascontiguousarray(buf[:, start : start + size])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+            frame.sample_rate = self.sample_rate
+            frame.pts = self.next_pts
+            frame.time_base = Fraction(1, self.sample_rate)
+            self.container.mux(self.stream.encode(frame))
+            self.next_pts += chunk.shape[1]
+            start += chunk.shape[1]
+        self.buf = buf[:, start:]
+
+    def close(self) -> None:
+        """Encode what is buffered and flush the encoder."""
+        self._drain(final=True)
+        self.container.mux(self.stream.encode(None))
+
+
+def _finish_file(tmp_path: Path, path: Path, fsync: bool) -> None:
+    """Optionally flush `tmp_path` to disk, then rename it onto `path`."""
+    if fsync:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp_path, path)
+
+
+def replace_audio(
+    src: str | os.PathLike,
+    path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int = 16000,
+    audio_bitrate: int = 96000,
+    *,
+    fsync: bool = False,
+) -> None:
+    """Write `path`: the video stream of the clip `src` copied packet for packet (no re-encode)
+    and `audio` (float32 [n] or [n, channels] in [-1, 1]) encoded as AAC from time 0, atomically.
+
+    For a clip written by `ClipWriter` the result is what `write_clip` would write with the same
+    frames, encoder settings and the new audio (x264 is deterministic, so the video stream is the
+    same), at the cost of the audio encode only; audio sample 0 reads back at the time of the
+    first video frame, as with `ClipWriter`.  `src` is only read.
+    """
+    src, path = Path(src), Path(path)
+    samples = np.asarray(audio, dtype=np.float32)
+    channels = 1 if samples.ndim == 1 else int(samples.shape[1])
+    if channels not in (1, 2):
+        raise ValueError(f"{path.name}: audio must be [n] or [n, 1|2], got {samples.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = temp_path_for(path)
+    container_format = _FORMATS.get(path.suffix.lower(), "mp4")
+    with av.open(str(src), "r") as source:
+        if not source.streams.video:
+            raise ValueError(f"{src.name}: no video stream to copy")
+        video_in = source.streams.video[0]
+        out = av.open(str(tmp_path), "w", format=container_format)
+        try:
+            video_out = out.add_stream_from_template(video_in)
+            video_out.time_base = video_in.time_base
+            track = _AacTrack(out, sample_rate, channels, audio_bitrate)
+            out.start_encoding()
+            track.write(samples, path.name)
+            track.close()
+            for packet in source.demux(video_in):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = video_out
+                out.mux(packet)
+            out.close()
+            _finish_file(tmp_path, path, fsync)
+        except BaseException:
+            try:
+                out.close()
+            except (av.FFmpegError, ValueError, OSError):
+                pass  # the temporary is deleted next
+            tmp_path.unlink(missing_ok=True)
+            raise
 
 
 def write_clip(

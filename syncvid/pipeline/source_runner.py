@@ -10,6 +10,7 @@ aligned crops of one segment, a few full frames and the source's 16 kHz audio.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from collections import deque
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from syncvid.config.pipeline_schema import PipelineConfig
-from syncvid.media.decode import SourceReader
-from syncvid.media.encode import ClipWriter, write_clip
+from syncvid.media.decode import SourceReader, release_free_memory, tune_allocator
+from syncvid.media.encode import ClipWriter, replace_audio, temp_path_for, write_clip
 from syncvid.pipeline.atomic import write_json_atomic
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.thumbs import save_thumbnail_strip
@@ -49,6 +50,7 @@ class StageSet:
         import cv2
 
         cv2.setNumThreads(1)  # parallelism comes from worker processes, not from threads inside one
+        tune_allocator()  # recycle full-frame buffers (see its docstring)
         stages = cls(FaceStage(cfg.face), SyncStage(cfg.sync), QualityStage(cfg.quality), device)
         for stage in (stages.face, stages.sync, stages.quality):
             stage.setup()
@@ -159,6 +161,7 @@ class SourceRunner:
         pending: deque = deque()
         self._rows: list[dict] = []
         self._segment: _SegmentBuffer | None = None
+        self._candidate: tuple | None = None  # (path, frames, audio) of the segment's candidate file
         self._shot_writer: ClipWriter | None = None
         self._shot_index = -1
         self._shot_span = (0, 0)
@@ -171,7 +174,8 @@ class SourceRunner:
             for k, frame in enumerate(self._timed_frames(reader)):
                 num_frames = k + 1
                 with self._timer("scene"):
-                    cuts.extend(scene.push(k, frame))
+                    small = reader.small_bgr(cfg.scene.downscale_width) if scene.enabled else None
+                    cuts.extend(scene.push(k, frame, small))
                 if resampled is not None:
                     resampled.write_frame(_even(frame))
                 pending.append((k, frame))
@@ -259,6 +263,7 @@ class SourceRunner:
             with self._timer("face"):
                 row.update(self.stages.face.judge(buf.frame_faces).as_dict())
             clip = self._build_clip(seg, buf)
+            self._candidate = None
             self._write_candidate(clip, row)
             self._score_and_keep(clip, row)
         except Rejected as rej:
@@ -267,6 +272,7 @@ class SourceRunner:
         if any(c is not None for c in buf.crops):
             self._save_thumbnails(seg, buf.crops)
         self._rows.append(row)
+        release_free_memory()  # the segment's crops and encoders are gone: keep the heap from growing
 
     def _score_and_keep(self, clip: Clip, row: dict) -> None:
         """Sync and quality: measure everything, then decide, so `syncvid filter` can re-decide later.
@@ -292,7 +298,7 @@ class SourceRunner:
             decision = rej
         target = self.layout.final_dir if decision is None else self.layout.pool_dir
         path = target / clip.segment.clip_rel
-        self._encode(path, clip.frames, clip.audio)
+        self._encode_clip(path, clip)
         rel = path.relative_to(self.layout.root).as_posix()
         if decision is not None:
             row["pooled"] = rel
@@ -328,11 +334,32 @@ class SourceRunner:
             write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
                        crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
 
+    def _encode_clip(self, path: Path, clip: Clip) -> None:
+        """Write `clip`, reusing this segment's candidate file when it has the same frames.
+
+        The sync correction usually only moves the audio: the candidate's H.264 stream is then
+        exactly what encoding the same frames again would give, so it is copied packet for packet
+        and only the audio is encoded (or the whole file is copied when the audio is unchanged too).
+        """
+        cand = self._candidate
+        if cand is None or not _same_frames(clip.frames, cand[1]):
+            self._encode(path, clip.frames, clip.audio)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._timer("encode"):
+            if clip.audio is cand[2]:
+                _copy_file(cand[0], path)
+            else:
+                enc = self.cfg.encode
+                replace_audio(cand[0], path, clip.audio, sample_rate=self.sample_rate,
+                              audio_bitrate=enc.audio_bitrate)
+
     def _write_candidate(self, clip: Clip, row: dict) -> None:
         if not self.cfg.run.keep_candidates:
             return
         path = self.layout.candidates_dir / clip.segment.clip_rel
         self._encode(path, clip.frames, clip.audio)
+        self._candidate = (path, clip.frames, clip.audio)
         row["candidate"] = path.relative_to(self.layout.root).as_posix()
         lm_path = self.layout.landmarks_dir / (clip.segment.clip_rel[:-4] + ".npy")
         lm_path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +371,7 @@ class SourceRunner:
         if not self.cfg.run.keep_intermediate:
             return
         folder = self.layout.intermediate_dir(f"av_synced_{self.cfg.sync.conf_threshold:g}")
-        self._encode(folder / clip.segment.clip_rel, clip.frames, clip.audio)
+        self._encode_clip(folder / clip.segment.clip_rel, clip)
 
     def _open_resampled(self, source: Source, info: MediaInfo) -> ClipWriter | None:
         if not self.cfg.run.keep_intermediate:
@@ -425,6 +452,23 @@ def _fill_missing(items: list) -> list:
         last = x if x is not None else last
         out.append(last)
     return out
+
+
+def _same_frames(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when `a` and `b` are the same frames in memory (the same array or an identical view)."""
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy `src` onto `dst` through a hidden temporary name (never a partial file under `dst`)."""
+    tmp = temp_path_for(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

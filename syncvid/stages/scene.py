@@ -27,7 +27,8 @@ def downscale_for_detection(image_rgb: np.ndarray, width: int) -> np.ndarray:
         small = cv2.resize(image_rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
     else:
         small = image_rgb
-    return np.ascontiguousarray(small[:, :, ::-1])
+    # cvtColor swaps the channels into a new contiguous array (a reversed-stride numpy copy is ~20x slower).
+    return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
 
 
 class SceneDetector:
@@ -58,12 +59,23 @@ class SceneDetector:
             self.latency = 0
         self._last = -1
 
-    def push(self, index: int, image_rgb: np.ndarray) -> list[int]:
-        """Feed output frame `index` (in order); returns cuts found so far (frames that start a shot)."""
+    @property
+    def enabled(self) -> bool:
+        """False for the "none" detector (frames are then not looked at)."""
+        return self._detector is not None
+
+    def push(self, index: int, image_rgb: np.ndarray, small_bgr: np.ndarray | None = None) -> list[int]:
+        """Feed output frame `index` (in order); returns cuts found so far (frames that start a shot).
+
+        `small_bgr`, when given, is the frame already downscaled to `scene.downscale_width` in BGR
+        (e.g. `SourceReader.small_bgr`); `image_rgb` is then not used.
+        """
         self._last = index
         if self._detector is None:
             return []
-        small = downscale_for_detection(image_rgb, self.params.downscale_width)
+        if small_bgr is None:
+            small_bgr = downscale_for_detection(image_rgb, self.params.downscale_width)
+        small = small_bgr
         found = self._detector.process_frame(FrameTimecode(index, fps=self.fps), small)
         return [c.frame_num for c in found if c.frame_num > 0]
 

@@ -283,3 +283,31 @@ def test_video_after_audio_end_has_no_common_span(tmp_path, synth):
         SourceReader(path)
     assert caught.value.reason == "no_common_span"
     assert caught.value.message == "apart.mp4: audio (0.000-0.500 s) ends before the video starts (1.000 s)"
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_small_bgr_matches_downscaled_frame(tmp_path, rotation):
+    import cv2
+
+    from syncvid.media import ClipWriter
+
+    base = np.zeros((360, 640, 3), np.uint8)
+    base[:, :320] = (200, 40, 90)
+    base[:180, :, 1] = 50
+    path = tmp_path / "src.mp4"
+    with ClipWriter(path, 640, 360, rotation=rotation) as w:
+        w.write_audio(np.zeros(16000, np.float32))
+        for _ in range(10):
+            w.write_frame(base)
+    with SourceReader(path) as reader:
+        with pytest.raises(RuntimeError, match="small_bgr"):
+            reader.small_bgr(320)
+        for frame in reader.frames():
+            small = reader.small_bgr(160)
+            assert reader.small_bgr(160) is small and not small.flags.writeable
+            h, w = frame.shape[:2]
+            ref = cv2.cvtColor(cv2.resize(frame, (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA),
+                               cv2.COLOR_RGB2BGR)
+            assert small.shape == ref.shape
+            assert np.abs(small.astype(int) - ref).mean() < 2.0
+        assert reader.small_bgr(10000).shape == frame.shape  # never enlarged

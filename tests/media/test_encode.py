@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from syncvid.media import ClipWriter, SourceReader, read_clip, write_clip
+from syncvid.media.encode import replace_audio
 
 FLASHES = (10, 37, 60)
 
@@ -222,3 +223,35 @@ def test_read_clip_places_late_audio_by_timestamp(tmp_path):
     assert np.abs(back[:3000]).max() < 0.01  # silence before the audio starts
     got = click_positions(back, [4800])[0]
     assert abs(got - 4800) <= 16
+
+
+def test_replace_audio_copies_the_video_and_keeps_alignment(tmp_path):
+    rng = np.random.default_rng(0)
+    video, audio = flash_and_click()
+    video = np.clip(video.astype(int) + rng.integers(0, 40, video.shape), 0, 255).astype(np.uint8)
+    shifted = np.roll(audio, 3 * 640)  # the correction delays the audio by 3 frames
+    write_clip(tmp_path / "candidate.mp4", video, audio)
+    write_clip(tmp_path / "encoded.mp4", video, shifted)
+    replace_audio(tmp_path / "candidate.mp4", tmp_path / "remuxed.mp4", shifted)
+    assert _hidden_temps(tmp_path) == []
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            return [(bytes(p), p.pts, p.dts) for p in c.demux(video=0) if p.dts is not None]
+
+    assert packets(tmp_path / "remuxed.mp4") == packets(tmp_path / "encoded.mp4")  # same H.264 stream
+    frames, back, fps, rate = read_clip(tmp_path / "remuxed.mp4")
+    ref_frames, ref_back, _, _ = read_clip(tmp_path / "encoded.mp4")
+    assert (fps, rate) == (25, 16000) and np.array_equal(frames, ref_frames)
+    assert len(back) == len(shifted) and np.array_equal(back, ref_back)
+    expected = [(k + 3) * 640 for k in FLASHES]
+    got = click_positions(back, expected)
+    assert np.max(np.abs(np.subtract(got, expected))) <= 16, (got, expected)
+
+
+def test_replace_audio_failure_leaves_nothing(tmp_path):
+    video, audio = flash_and_click()
+    write_clip(tmp_path / "candidate.mp4", video, audio)
+    with pytest.raises(ValueError, match="audio must be"):
+        replace_audio(tmp_path / "candidate.mp4", tmp_path / "out.mp4", np.zeros((10, 3), np.float32))
+    assert not (tmp_path / "out.mp4").exists() and _hidden_temps(tmp_path) == []
