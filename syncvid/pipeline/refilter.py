@@ -30,7 +30,7 @@ from typing import Iterable
 import numpy as np
 
 from syncvid.config.pipeline_schema import PipelineConfig
-from syncvid.pipeline.atomic import write_json_atomic
+from syncvid.atomic import write_json_atomic
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.lock import RunLock
 from syncvid.pipeline.run import UsageError, config_fingerprint, finish_outputs

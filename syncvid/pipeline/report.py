@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from syncvid.pipeline.atomic import write_text_atomic
+from syncvid.atomic import write_text_atomic
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.thumbs import load_thumbnail_strip
 from syncvid.records import STAGES

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncvid.config.pipeline_schema import PipelineConfig
-from syncvid.pipeline.atomic import write_text_atomic
+from syncvid.atomic import write_text_atomic
 from syncvid.pipeline.devices import plan_workers, visible_gpu_count
 from syncvid.pipeline.discovery import discover_sources
 from syncvid.pipeline.executors import LocalProcessExecutor, SequentialExecutor, WorkerJob
@@ -170,7 +170,7 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
 
 
 def _write_crash_marker(layout: OutputLayout, outcome, fingerprint: str) -> None:
-    from syncvid.pipeline.atomic import write_json_atomic
+    from syncvid.atomic import write_json_atomic
 
     write_json_atomic(layout.done_marker(outcome.source_rel), {
         "source": outcome.source_rel, "fingerprint": fingerprint, "rows": outcome.rows,

@@ -9,7 +9,6 @@ aligned crops of one segment, a few full frames and the source's 16 kHz audio.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import traceback
@@ -22,8 +21,9 @@ import numpy as np
 
 from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.media.decode import SourceReader, release_free_memory, tune_allocator
-from syncvid.media.encode import ClipWriter, replace_audio, temp_path_for, write_clip
-from syncvid.pipeline.atomic import write_json_atomic
+from syncvid.media.encode import ClipWriter, replace_audio, write_clip
+from syncvid.atomic import atomic_path, write_json_atomic
+from syncvid.pipeline.decisions import decide, decision_fields, score_clip, summarise_source
 from syncvid.pipeline.layout import OutputLayout
 from syncvid.pipeline.thumbs import save_thumbnail_strip
 from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
@@ -199,16 +199,7 @@ class SourceRunner:
         duration = num_frames / self.fps
         kept = sum(1 for r in self._rows if r["status"] == "kept")
         shots = len({r["shot_index"] for r in self._rows})
-        if kept:
-            src = self._source_row(source, info, "kept", "", "", f"{kept} of {len(self._rows)} segments kept")
-        else:
-            reasons: dict[tuple[str, str], int] = {}
-            for r in self._rows:
-                reasons[(r["stage"], r["reason"])] = reasons.get((r["stage"], r["reason"]), 0) + 1
-            (top_stage, top_reason), _ = max(reasons.items(), key=lambda kv: kv[1])
-            summary = ", ".join(f"{n} {reason}" for (_, reason), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-            src = self._source_row(source, info, "dropped", top_stage, "no_clips_kept",
-                                   f"all {len(self._rows)} segments dropped: {summary}")
+        src = summarise_source(self._source_row(source, info, "kept", "", "", ""), self._rows)
         src.update(num_frames=num_frames, start_s=float(reader.t0), end_s=float(reader.t0) + duration, num_shots=shots)
         src.update({f"cpu_{k}_s": round(v, 4) for k, v in self._cpu.items()})
         return SourceOutcome(source.rel, [src] + self._rows, duration, kept, cpu_s=dict(self._cpu))
@@ -280,30 +271,19 @@ class SourceRunner:
         The corrected clip is encoded either way: into high_visual_quality/ when kept, or into
         the hidden pool when dropped by a threshold, from where `syncvid filter` can move it.
         """
-        sync, quality = self.stages.sync, self.stages.quality
-        with self._timer("sync"):
-            result = sync.measure(clip)
-            row.update(result.measurements())
-            clip = sync.correct(clip, result)  # raises Rejected when too few frames keep real audio
-        row.update(clip.measurements)
-        with self._timer("quality"):
-            row.update(quality.score(clip.frames).as_measurements())
-        row["num_frames"] = int(clip.frames.shape[0])
-        decision: Rejected | None = None
-        try:
-            sync.judge(row)
+        clip = score_clip(clip, row, self.stages.sync, self.stages.quality, timer=self._timer)
+        decision = decide(row, self.stages.sync, self.stages.quality)
+        if decision is None or decision.stage == "quality":  # av_synced/ holds what passed sync
             self._write_intermediate_synced(clip)
-            quality.judge(row)
-        except Rejected as rej:
-            decision = rej
-        target = self.layout.final_dir if decision is None else self.layout.pool_dir
-        path = target / clip.segment.clip_rel
-        self._encode_clip(path, clip)
-        rel = path.relative_to(self.layout.root).as_posix()
+        row.update(decision_fields(self.layout, clip.segment.clip_rel, decision))
+        self._encode_clip(self.layout.root / (row["output"] or row["pooled"]), clip)
         if decision is not None:
-            row["pooled"] = rel
-            raise decision
-        row.update(status="kept", output=rel)
+            try:
+                raise decision
+            finally:
+                # The traceback refers to this frame: a local still holding the exception would make
+                # a reference cycle that keeps the clip's frames alive until the cyclic collector runs.
+                decision = None
 
     def _build_clip(self, seg: Segment, buf: _SegmentBuffer) -> Clip:
         crops = _fill_missing(buf.crops)
@@ -362,10 +342,8 @@ class SourceRunner:
         self._candidate = (path, clip.frames, clip.audio)
         row["candidate"] = path.relative_to(self.layout.root).as_posix()
         lm_path = self.layout.landmarks_dir / (clip.segment.clip_rel[:-4] + ".npy")
-        lm_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = lm_path.with_name(f".{lm_path.name}.part-{os.getpid()}.npy")
-        np.save(tmp, clip.landmarks.astype(np.float16))
-        os.replace(tmp, lm_path)
+        with atomic_path(lm_path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, clip.landmarks.astype(np.float16))
 
     def _write_intermediate_synced(self, clip: Clip) -> None:
         if not self.cfg.run.keep_intermediate:
@@ -462,13 +440,8 @@ def _same_frames(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _copy_file(src: Path, dst: Path) -> None:
     """Copy `src` onto `dst` through a hidden temporary name (never a partial file under `dst`)."""
-    tmp = temp_path_for(dst)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
