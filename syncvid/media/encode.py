@@ -73,6 +73,8 @@ class ClipWriter:
         preset: str = "veryfast",
         audio_bitrate: int = 96000,
         threads: int = 1,
+        x264_params: str = "",
+        aac_coder: str = "fast",
         *,
         rotation: int = 0,
         audio_start_s: float = 0.0,
@@ -106,11 +108,10 @@ class ClipWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(self.tmp_path), "w", format=container_format, options=options)
         try:
-            self._video = self._container.add_stream(
-                "libx264",
-                rate=fps,
-                options={"crf": str(crf), "preset": preset},
-            )
+            options = {"crf": str(crf), "preset": preset}
+            if x264_params:
+                options["x264-params"] = x264_params
+            self._video = self._container.add_stream("libx264", rate=fps, options=options)
             self._video.width = width
             self._video.height = height
             self._video.pix_fmt = "yuv420p"
@@ -126,7 +127,7 @@ class ClipWriter:
             self._audio = None
             if self.channels:
                 self._audio = _AacTrack(self._container, self.sample_rate, self.channels, audio_bitrate,
-                                        round(audio_start_s * self.sample_rate))
+                                        round(audio_start_s * self.sample_rate), aac_coder)
             self._container.start_encoding()
         except BaseException:
             self._discard()
@@ -220,11 +221,12 @@ class _AacTrack:
     docstring), so sample 0 reads back at time ``start / sample_rate``.
     """
 
-    def __init__(self, container, sample_rate: int, channels: int, bitrate: int, start: int = 0):
+    def __init__(self, container, sample_rate: int, channels: int, bitrate: int, start: int = 0,
+                 coder: str = "fast"):
         self.container = container
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self.stream = container.add_stream("aac", rate=self.sample_rate)
+        self.stream = container.add_stream("aac", rate=self.sample_rate, options={"aac_coder": coder})
         self.stream.layout = "mono" if self.channels == 1 else "stereo"
         self.stream.bit_rate = int(bitrate)
         self.stream.time_base = Fraction(1, self.sample_rate)
@@ -283,6 +285,7 @@ def replace_audio(
     sample_rate: int = 16000,
     audio_bitrate: int = 96000,
     *,
+    aac_coder: str = "fast",
     fsync: bool = False,
 ) -> None:
     """Write `path`: the video stream of the clip `src` copied packet for packet (no re-encode)
@@ -309,7 +312,7 @@ def replace_audio(
         try:
             video_out = out.add_stream_from_template(video_in)
             video_out.time_base = video_in.time_base
-            track = _AacTrack(out, sample_rate, channels, audio_bitrate)
+            track = _AacTrack(out, sample_rate, channels, audio_bitrate, coder=aac_coder)
             out.start_encoding()
             track.write(samples, path.name)
             track.close()

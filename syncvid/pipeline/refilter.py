@@ -372,9 +372,8 @@ def _rescore_source(job: RescoreJob) -> RescoreOutcome:
             else:
                 dest = layout.root / (row["output"] or row["pooled"])
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                enc = cfg.encode
                 write_clip(dest, clip.frames, clip.audio, fps=cfg.media.fps, sample_rate=cfg.media.sample_rate,
-                           crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+                           **cfg.encode.writer_options())
                 _remove_clip_files(layout, old, keep=dest)
                 out.reencoded += 1
         row["rescored"] = ",".join(s for s in RESCORABLE_STAGES if s in stages)

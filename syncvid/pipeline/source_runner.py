@@ -312,7 +312,7 @@ class SourceRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._timer("encode"):
             write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
-                       crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+                       **enc.writer_options())
 
     def _encode_clip(self, path: Path, clip: Clip) -> None:
         """Write `clip`, reusing this segment's candidate file when it has the same frames.
@@ -332,7 +332,7 @@ class SourceRunner:
             else:
                 enc = self.cfg.encode
                 replace_audio(cand[0], path, clip.audio, sample_rate=self.sample_rate,
-                              audio_bitrate=enc.audio_bitrate)
+                              audio_bitrate=enc.audio_bitrate, aac_coder=enc.aac_coder)
 
     def _write_candidate(self, clip: Clip, row: dict) -> None:
         if not self.cfg.run.keep_candidates:
@@ -368,7 +368,7 @@ class SourceRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         enc = self.cfg.encode
         return ClipWriter(path, width - width % 2, height - height % 2, fps=self.fps, sample_rate=self.sample_rate,
-                          crf=enc.crf, preset=enc.preset, audio_bitrate=enc.audio_bitrate)
+                          **enc.writer_options())
 
     def _close_shot_writer(self) -> None:
         if self._shot_writer is None:

@@ -314,6 +314,18 @@ BAD_CONFIGS = [
         ["{d}/c.yaml: model.visual_encoder: attn_blocks has 2 entries, block_out_channels 8"],
     ),
     (
+        "encoder settings of the pipeline config",
+        {"c.yaml": "family: pipeline\nencode:\n  preset: quick\n  aac_coder: best\n  x264_params: subme=1:fast\n"},
+        "c.yaml",
+        [],
+        [
+            "{d}/c.yaml: encode: preset must be one of ultrafast, superfast, veryfast, faster, fast, medium, slow, "
+            "slower, veryslow, placebo, got 'quick'",
+            "{d}/c.yaml: encode: aac_coder must be one of fast, twoloop, anmr, got 'best'",
+            "{d}/c.yaml: encode: x264_params must be key=value pairs joined by ':', got 'fast'",
+        ],
+    ),
+    (
         "a file of one family loaded as another",
         {"unet/s.yaml": "run:\n  seed: 1\n"},
         "unet/s.yaml",

@@ -224,9 +224,9 @@ def test_written_config_loads_back_identically(tmp_path, path):
 
 def test_round_trip_keeps_awkward_strings(tmp_path):
     cfg = load_pipeline_config(
-        overrides=["run.input_dir=1e5", r"run.output_dir=\${not.an.interpolation}", "sync.device=null", "encode.preset=on"]
+        overrides=["run.input_dir=1e5", r"run.output_dir=\${not.an.interpolation}", "sync.device=null", "run.temp_dir=on"]
     )
-    assert cfg.run.input_dir == "1e5" and cfg.encode.preset == "on" and cfg.sync.device == "null"
+    assert cfg.run.input_dir == "1e5" and cfg.run.temp_dir == "on" and cfg.sync.device == "null"
     assert cfg.run.output_dir == "${not.an.interpolation}"  # escaped: a literal
     again = load_config(save_config(cfg, tmp_path / "run.yaml"))
     assert again == cfg

@@ -255,3 +255,22 @@ def test_replace_audio_failure_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="audio must be"):
         replace_audio(tmp_path / "candidate.mp4", tmp_path / "out.mp4", np.zeros((10, 3), np.float32))
     assert not (tmp_path / "out.mp4").exists() and _hidden_temps(tmp_path) == []
+
+
+def test_pipeline_encoder_settings_reach_x264_and_keep_alignment(tmp_path):
+    """The configured preset and extra x264 options are what x264 records in its stream header."""
+    from syncvid.config.pipeline_schema import EncodeSection
+
+    enc = EncodeSection()
+    video, audio = flash_and_click()
+    path = tmp_path / "clip.mp4"
+    write_clip(path, video, audio, **enc.writer_options())
+    header = path.read_bytes()
+    assert b"rc_lookahead=10" in header and b"mbtree=1" in header and b"subme=1" in header  # superfast + mbtree
+    frames, back, _, _ = read_clip(path)
+    assert flash_frames(frames) == list(FLASHES)
+    got = click_positions(back, [k * 640 for k in FLASHES])
+    assert np.max(np.abs(np.subtract(got, [k * 640 for k in FLASHES]))) <= 16  # the fast AAC coder keeps alignment
+    plain = tmp_path / "plain.mp4"
+    write_clip(plain, video, audio, preset="veryfast")
+    assert b"mbtree=1" in plain.read_bytes() and b"subme=2" in plain.read_bytes()
