@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from syncvid.media.picture import as_picture
+
 # Template in units of the reference's 75×100 face box (before scaling by k).
 _TEMPLATE_UNITS = np.array([[17.0, 20.0], [58.0, 20.0], [37.5, 40.0]])
 _CROP_UNITS = (75, 100)
@@ -242,15 +244,14 @@ class FaceAligner:
             m[:, 2] += self._bias
         return m
 
-    def warp_with_matrix(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
-        crop = cv2.warpAffine(
-            image, m, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=FILL_VALUE
-        )
+    def warp_with_matrix(self, image, m: np.ndarray) -> np.ndarray:
+        """`image` (a Picture or an RGB array) warped by `m` onto the W×H crop, then resized to r×r."""
+        crop = as_picture(image).warp_affine(m, self.size, flags=cv2.INTER_LINEAR, border_value=FILL_VALUE)
         # LANCZOS4 on float32 gives the uint8 result within 1 level and is about twice as fast here.
         out = cv2.resize(crop.astype(np.float32), (self.resolution, self.resolution), interpolation=cv2.INTER_LANCZOS4)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
-    def align(self, image: np.ndarray, face) -> AlignResult:
+    def align(self, image, face) -> AlignResult:
         landmarks = getattr(face, "landmarks", None)
         anchors = getattr(face, "anchors", None)
         if landmarks is None and anchors is None:
@@ -270,7 +271,7 @@ class FaceAligner:
             lm_out = (apply_affine(m, landmarks) * self._to_output).astype(np.float32)
         return AlignResult(crop, lm_out, m)
 
-    def warp(self, image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
+    def warp(self, image, face) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 [r, r, 3] aligned face, float32 [68, 2] landmarks in its pixel coordinates)."""
         res = self.align(image, face)
         return res.crop, res.landmarks

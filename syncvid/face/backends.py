@@ -8,6 +8,11 @@ full-resolution image pixels, the three alignment anchors (L, R, N; see
 (`syncvid.face.landmarks`), so that the rules and the alignment downstream do
 not depend on the backend.
 
+Frames are given as `syncvid.media.picture.Picture`s (or RGB uint8 arrays, which
+`as_picture` wraps): a backend asks for the pixels it needs (`rgb()` for a whole
+frame, `rgb_region` / `warp_affine` near the face) so that a tracked frame need
+not be converted to RGB as a whole.
+
 Backends load their models in `setup()`, never in `__init__`.
 """
 
@@ -21,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from syncvid.face.landmarks import Box
+from syncvid.media.picture import Picture
 
 
 class FaceBackendError(RuntimeError):
@@ -52,15 +58,15 @@ class FaceBackend(ABC):
         """Load the models (once per worker)."""
 
     @abstractmethod
-    def detect(self, image_rgb: np.ndarray) -> list[FaceObservation]:
+    def detect(self, image: Picture | np.ndarray) -> list[FaceObservation]:
         """All faces found in the frame, largest first (no size or score filtering)."""
 
     @abstractmethod
-    def refine(self, image_rgb: np.ndarray, previous: FaceObservation) -> FaceObservation:
+    def refine(self, image: Picture | np.ndarray, previous: FaceObservation) -> FaceObservation:
         """Landmarks of the face that was at `previous` one frame earlier."""
 
     @abstractmethod
-    def verify(self, image_rgb: np.ndarray, face: FaceObservation) -> float:
+    def verify(self, image: Picture | np.ndarray, face: FaceObservation) -> float:
         """Confidence in [0, 1] that `face` still covers a face (0: nothing there)."""
 
 

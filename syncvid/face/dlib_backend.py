@@ -2,9 +2,11 @@
 
 Nothing is downloaded: the predictor file ships inside the
 `face_recognition_models` package.  Detection runs on a grayscale copy of the
-frame resized to `detect_width`; the shape predictor runs on the full-resolution
-RGB frame (its cost does not depend on the frame size, and dlib returns integer
-landmark positions, so full resolution keeps them precise).
+frame resized to `detect_width`; the shape predictor runs at full resolution
+(dlib returns integer landmark positions, so full resolution keeps them
+precise) on the RGB pixels of a region around its box, which is all it reads:
+frames are taken as `Picture`s (or RGB arrays), so a tracked frame is never
+converted to RGB as a whole.
 
 The HOG detector's window is 80×80 pixels: the smallest face it finds is about
 80·W/detect_width pixels wide in a frame W pixels wide (240 px at 1080p with the
@@ -23,11 +25,15 @@ import numpy as np
 from syncvid.face.align import anchors_from_68
 from syncvid.face.backends import FaceBackend, FaceBackendError, FaceObservation
 from syncvid.face.landmarks import Box, box_center, follow_box, predictor_box_from_68, reference_box_from_68
+from syncvid.media.picture import Picture, as_picture
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 # Side, in pixels, a face is resized to before the HOG detector verifies a tracked face.
 _VERIFY_FACE_PX = 90.0
 _VERIFY_WINDOW = 1.6  # window side, in face sides
+# The shape predictor reads pixels near the face; it is given the region around its box grown by
+# this many box sides on every side (landmarks equal those computed on the whole frame: tested).
+_PREDICTOR_MARGIN = 0.5
 
 
 def predictor_path() -> Path:
@@ -97,20 +103,31 @@ class DlibBackend(FaceBackend):
         if self._predictor is None:
             raise RuntimeError("DlibBackend.setup() must be called before use")
 
-    def _landmarks(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
-        shape = self._predictor(image_rgb, _rect(box))
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    def _landmarks(self, image: Picture | np.ndarray, box: Box) -> np.ndarray:
+        import dlib
 
-    def _observe(self, image_rgb: np.ndarray, box: Box, score: float, key: dict | None = None) -> FaceObservation:
-        lm = self._landmarks(image_rgb, box)
+        picture = as_picture(image)
+        rect = _rect(box)
+        margin = _PREDICTOR_MARGIN * max(rect.width(), rect.height())
+        pixels, ox, oy = picture.rgb_region(rect.left() - margin, rect.top() - margin,
+                                            rect.right() + 1 + margin, rect.bottom() + 1 + margin)
+        if pixels.size == 0:  # a box entirely outside the frame: the predictor reads nothing but zeros
+            pixels, ox, oy = picture.rgb(), 0, 0
+        shape = self._predictor(pixels, dlib.rectangle(rect.left() - ox, rect.top() - oy,
+                                                       rect.right() - ox, rect.bottom() - oy))
+        return np.array([(p.x + ox, p.y + oy) for p in shape.parts()], dtype=np.float32)
+
+    def _observe(self, picture: Picture, box: Box, score: float, key: dict | None = None) -> FaceObservation:
+        lm = self._landmarks(picture, box)
         # `key` keeps the detector's box and the landmarks found in it: tracking moves that
         # box with the face instead of rebuilding one from landmarks, which would drift.
         key = key if key is not None else {"box": box, "landmarks": lm}
         return FaceObservation(reference_box_from_68(lm), score, lm, anchors_from_68(lm), {"key": key})
 
-    def detect(self, image_rgb: np.ndarray) -> list[FaceObservation]:
+    def detect(self, image: Picture | np.ndarray) -> list[FaceObservation]:
         self._require()
-        image_rgb = np.ascontiguousarray(image_rgb)
+        picture = as_picture(image)
+        image_rgb = picture.rgb()
         h, w = image_rgb.shape[:2]
         scale = self.detect_width / w
         gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
@@ -121,20 +138,20 @@ class DlibBackend(FaceBackend):
         faces = []
         for rect, margin in zip(rects, margins):
             box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
-            faces.append(self._observe(image_rgb, box, margin_to_score(margin)))
+            faces.append(self._observe(picture, box, margin_to_score(margin)))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
-    def refine(self, image_rgb: np.ndarray, previous: FaceObservation) -> FaceObservation:
+    def refine(self, image: Picture | np.ndarray, previous: FaceObservation) -> FaceObservation:
         self._require()
         key = previous.extra.get("key")
         if key is None:
             box = predictor_box_from_68(previous.landmarks)
         else:
             box = follow_box(key["box"], key["landmarks"], previous.landmarks)
-        return self._observe(np.ascontiguousarray(image_rgb), box, previous.score, key)
+        return self._observe(as_picture(image), box, previous.score, key)
 
-    def verify(self, image_rgb: np.ndarray, face: FaceObservation) -> float:
+    def verify(self, image: Picture | np.ndarray, face: FaceObservation) -> float:
         """Runs the HOG detector on a small window around the tracked face."""
         self._require()
         box = predictor_box_from_68(face.landmarks)
@@ -143,7 +160,7 @@ class DlibBackend(FaceBackend):
         s = _VERIFY_FACE_PX / side  # resize factor: face → _VERIFY_FACE_PX
         out = int(round(_VERIFY_WINDOW * _VERIFY_FACE_PX))  # a window a little wider than the face
         m = np.array([[s, 0.0, out / 2.0 - s * cx], [0.0, s, out / 2.0 - s * cy]])
-        window = cv2.warpAffine(image_rgb, m, (out, out), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        window = as_picture(image).warp_affine(m, (out, out), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         gray = cv2.cvtColor(window, cv2.COLOR_RGB2GRAY)
         rects, margins, _ = self._detector.run(gray, 0, self.verify_margin)
         best = None

@@ -25,6 +25,7 @@ import numpy as np
 from syncvid.face.align import anchors_from_106
 from syncvid.face.backends import FaceBackend, FaceBackendError, FaceObservation
 from syncvid.face.landmarks import Box, box_center, follow_box, predictor_box_from_outline
+from syncvid.media.picture import Picture, as_picture
 
 DETECTOR_FILE = "det_10g.onnx"
 LANDMARK_FILE = "2d106det.onnx"
@@ -244,36 +245,35 @@ class InsightFaceBackend(FaceBackend):
         keep = nms(boxes, scores)
         return boxes[keep] / scale, scores[keep]
 
-    def _landmarks106(self, image_rgb: np.ndarray, box: Box) -> np.ndarray:
+    def _landmarks106(self, picture: Picture, box: Box) -> np.ndarray:
         m = landmark_crop_matrix(box, self._lmk_size)
-        crop = cv2.warpAffine(image_rgb, m, (self._lmk_size, self._lmk_size), flags=cv2.INTER_LINEAR)
+        crop = picture.warp_affine(m, (self._lmk_size, self._lmk_size), flags=cv2.INTER_LINEAR)
         pred = self._lmk.run([self._lmk_output], {self._lmk_input: to_blob(crop, self._lmk_mean, self._lmk_std)})[0]
         return decode_landmarks(pred[0][-212:], m, self._lmk_size)
 
-    def _observe(self, image_rgb: np.ndarray, box: Box, score: float, key: dict | None = None) -> FaceObservation:
-        lm106 = self._landmarks106(image_rgb, box)
-        lm68 = self._predictor._landmarks(image_rgb, predictor_box_from_outline(outline_from_106(lm106)))
+    def _observe(self, picture: Picture, box: Box, score: float, key: dict | None = None) -> FaceObservation:
+        lm106 = self._landmarks106(picture, box)
+        lm68 = self._predictor._landmarks(picture, predictor_box_from_outline(outline_from_106(lm106)))
         key = key if key is not None else {"box": box, "landmarks": lm106}
         return FaceObservation(
             tuple(float(v) for v in box), float(score), lm68, anchors_from_106(lm106), {"key": key, "lm106": lm106}
         )
 
-    def detect(self, image_rgb: np.ndarray) -> list[FaceObservation]:
+    def detect(self, image: Picture | np.ndarray) -> list[FaceObservation]:
         self._require()
-        image_rgb = np.ascontiguousarray(image_rgb)
-        boxes, scores = self._run_detector(image_rgb, self.det_size)
-        faces = [self._observe(image_rgb, tuple(b), s) for b, s in zip(boxes.tolist(), scores.tolist())]
+        picture = as_picture(image)
+        boxes, scores = self._run_detector(picture.rgb(), self.det_size)
+        faces = [self._observe(picture, tuple(b), s) for b, s in zip(boxes.tolist(), scores.tolist())]
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
-    def refine(self, image_rgb: np.ndarray, previous: FaceObservation) -> FaceObservation:
+    def refine(self, image: Picture | np.ndarray, previous: FaceObservation) -> FaceObservation:
         self._require()
         key = previous.extra["key"]
         box = follow_box(key["box"], key["landmarks"], previous.extra["lm106"], STABLE_106)
-        obs = self._observe(np.ascontiguousarray(image_rgb), box, previous.score, key)
-        return obs
+        return self._observe(as_picture(image), box, previous.score, key)
 
-    def verify(self, image_rgb: np.ndarray, face: FaceObservation) -> float:
+    def verify(self, image: Picture | np.ndarray, face: FaceObservation) -> float:
         """SCRFD on a 160×160 window around the tracked face."""
         self._require()
         size = 160
@@ -281,7 +281,7 @@ class InsightFaceBackend(FaceBackend):
         s = size / (2.0 * max(w, h, 1.0))
         cx, cy = box_center(face.box)
         m = np.array([[s, 0.0, size / 2.0 - s * cx], [0.0, s, size / 2.0 - s * cy]])
-        window = cv2.warpAffine(image_rgb, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        window = as_picture(image).warp_affine(m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         boxes, scores = self._run_detector(window, size)
         best = 0.0
         for b, sc in zip(boxes, scores):

@@ -19,6 +19,7 @@ import numpy as np
 
 from syncvid.face.backends import FaceBackend, FaceObservation
 from syncvid.face.landmarks import Box, box_center, box_wh, inside_fraction, shape_residual, yaw_from_68
+from syncvid.media.picture import Picture, as_picture
 
 # While no face is being tracked, look for one every this many frames (detection is the costly part).
 SEARCH_EVERY = 5
@@ -133,7 +134,7 @@ class FaceTracker:
         self._searched = False
         self._selection = Selection(None, 0, 0.0, 0)
 
-    def _detect(self, image: np.ndarray) -> None:
+    def _detect(self, image: Picture) -> None:
         p = self.params
         self.num_detections += 1
         sel = select_face(
@@ -150,8 +151,10 @@ class FaceTracker:
         self._since_detect = 0
         self._searched = True
 
-    def step(self, image: np.ndarray, new_shot: bool = False) -> FrameFace:
-        h, w = image.shape[:2]
+    def step(self, image: Picture | np.ndarray, new_shot: bool = False) -> FrameFace:
+        """Track into the next frame (a Picture or an RGB array); `new_shot` forgets the face first."""
+        image = as_picture(image)
+        h, w = image.height, image.width
         detected = False
         if new_shot:
             self.reset()

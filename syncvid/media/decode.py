@@ -26,6 +26,8 @@ import numpy as np
 
 from syncvid.records import MediaInfo, Rejected
 
+from .picture import Converters, VideoPicture, rotate_upright
+
 from .probe import (
     _fps,
     _main_video_stream,
@@ -120,15 +122,6 @@ def select_source_frames(times: Iterable, fps: int | Fraction, t0=0, end=None, v
             video_end = times[-1] + step
         shown += [len(times) - 1] * selector.finish(video_end)
     return shown
-
-
-def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Turn a stored frame `rotation` degrees clockwise (0/90/180/270) to make it upright."""
-    if rotation % 360 == 0:
-        return image
-    if rotation % 90:
-        raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
-    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90) % 4))
 
 
 _ALLOCATOR_TUNED = False
@@ -441,8 +434,7 @@ class SourceReader:
                     f"ends before the video starts ({float(self.video_start_s):.3f} s)",
                 )
         self._iterated = False
-        self._shown = None  # the decoded frame behind the image frames() yielded last
-        self._small: tuple[int, np.ndarray] | None = None
+        self._converters = Converters()
 
     # -- decoding --------------------------------------------------------------------------
     def _next_frame(self):
@@ -464,38 +456,8 @@ class SourceReader:
             raise Rejected("broken", "truncated", f"{self.path.name}: cut-off file; no video frame decodes")
         raise Rejected("broken", "zero_frames", f"{self.path.name}: the video stream has no decodable frame")
 
-    def _image(self, frame) -> np.ndarray:
-        self._shown, self._small = frame, None
-        image = frame.to_ndarray(format="rgb24")
-        if self.rotation:
-            image = rotate_upright(image, self.rotation)
-        elif self.contiguous and not image.flags.c_contiguous:
-            image = np.ascontiguousarray(image)
-        image.flags.writeable = False
-        return image
-
-    def small_bgr(self, width: int) -> np.ndarray:
-        """The frame `frames()` yielded last, at most `width` pixels wide, as uint8 BGR.
-
-        Scaled by FFmpeg's scaler straight from the decoded picture with area averaging (what
-        ``cv2.resize(..., INTER_AREA)`` does on the RGB frame, within a level or two), which
-        costs a fraction of converting and then shrinking the full frame.  Computed once per
-        source frame; read-only.
-        """
-        frame = getattr(self, "_shown", None)
-        if frame is None:
-            raise RuntimeError("small_bgr() needs a frame yielded by frames()")
-        if self._small is None or self._small[0] != width:
-            w, h = (frame.height, frame.width) if self.rotation in (90, 270) else (frame.width, frame.height)
-            if w > width:
-                w, h = width, max(1, round(h * width / w))
-            if self.rotation in (90, 270):
-                w, h = h, w
-            small = frame.reformat(w, h, "bgr24", interpolation="AREA").to_ndarray()
-            small = rotate_upright(small, self.rotation) if self.rotation else np.ascontiguousarray(small)
-            small.flags.writeable = False
-            self._small = (width, small)
-        return self._small[1]
+    def _picture(self, frame) -> VideoPicture:
+        return VideoPicture(frame, self.rotation, self._converters, self.contiguous)
 
     def _declared_video_end(self) -> Fraction | None:
         video = self._video
@@ -505,7 +467,16 @@ class SourceReader:
         return (start + video.duration) * video.time_base
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Yield the output frames (can be iterated once)."""
+        """Yield the output frames as RGB arrays (can be iterated once; see `pictures`)."""
+        for picture in self.pictures():
+            yield picture.rgb()
+
+    def pictures(self) -> Iterator[VideoPicture]:
+        """Yield the output frames as `VideoPicture`s, which convert to RGB only what is asked for.
+
+        The same rules as `frames()`, which is built on it; one of the two can be iterated, once.
+        A source frame repeated by the rate conversion is yielded as the same picture.
+        """
         if self._iterated:
             raise RuntimeError(f"{self.path.name}: frames() can be iterated only once")
         self._iterated = True
@@ -521,9 +492,9 @@ class SourceReader:
             t = _frame_time(frame, prev_t + step if prev_t is not None else self.video_start_s)
             repeats = selector.push(t)
             if repeats:
-                image = self._image(prev_frame)
+                picture = self._picture(prev_frame)
                 for _ in range(repeats):
-                    yield image
+                    yield picture
                 self.num_frames += repeats
             if prev_t is not None and t > prev_t:
                 step = t - prev_t
@@ -535,9 +506,9 @@ class SourceReader:
                 end = declared
             repeats = selector.finish(end)
             if repeats:
-                image = self._image(prev_frame)
+                picture = self._picture(prev_frame)
                 for _ in range(repeats):
-                    yield image
+                    yield picture
                 self.num_frames += repeats
         if self.num_frames == 0:
             if prev_frame is not None:
@@ -587,7 +558,7 @@ def read_clip(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, int | Fr
                 if start is None:
                     start = _frame_time(frame, Fraction(0))
                     rotation = rotation_from_display_angle(frame.rotation)
-                images.append(rotate_upright(frame.to_ndarray(format="rgb24"), rotation))
+                images.append(rotate_upright(frame.reformat(format="rgb24", threads=1).to_ndarray(), rotation))
         except av.FFmpegError as exc:
             raise Rejected("broken", "decode_error", f"{path.name}: {ffmpeg_message(exc)}") from exc
         if not images:

@@ -1,10 +1,12 @@
 """Process one source end to end: decode once, stream frames through the stages, encode once.
 
-probe -> decode at 25 fps (+ 16 kHz audio) -> per frame: scene detector, then (a few
-frames later, once cuts up to that frame are known) face tracker + aligned crop ->
+probe -> decode at 25 fps (+ 16 kHz audio) -> per frame: scene detector on a thumbnail, then
+(a few frames later, once cuts up to that frame are known) face tracker + aligned crop ->
 when a segment is complete: face rules -> sync -> quality -> encode the kept clip.
-Full-resolution frames are dropped as soon as they are aligned; a worker holds the
-aligned crops of one segment, a few full frames and the source's 16 kHz audio.
+Frames travel as `Picture`s, which convert to RGB only the region around the face (and a
+whole frame only where one is needed: detections, intermediates).  Full-resolution frames
+are dropped as soon as they are aligned; a worker holds the aligned crops of one segment,
+a few decoded frames and the source's 16 kHz audio.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.media.decode import SourceReader, release_free_memory, tune_allocator
 from syncvid.media.encode import ClipWriter, replace_audio, write_clip
+from syncvid.media.picture import Picture
 from syncvid.atomic import atomic_path, write_json_atomic
 from syncvid.pipeline.decisions import decide, decision_fields, score_clip, summarise_source
 from syncvid.pipeline.layout import OutputLayout
@@ -123,14 +126,14 @@ class SourceRunner:
         finally:
             self._cpu[stage] = self._cpu.get(stage, 0.0) + time.process_time() - start
 
-    def _timed_frames(self, reader: SourceReader):
-        frames = reader.frames()
+    def _timed_pictures(self, reader: SourceReader):
+        pictures = reader.pictures()
         while True:
             with self._timer("decode"):
-                frame = next(frames, None)
-            if frame is None:
+                picture = next(pictures, None)
+            if picture is None:
                 return
-            yield frame
+            yield picture
 
     def _process(self, source: Source) -> SourceOutcome:
         stage = "broken"
@@ -171,14 +174,14 @@ class SourceRunner:
         self._reader = reader
         resampled = self._open_resampled(source, info)
         try:
-            for k, frame in enumerate(self._timed_frames(reader)):
+            for k, picture in enumerate(self._timed_pictures(reader)):
                 num_frames = k + 1
-                with self._timer("scene"):
-                    small = reader.small_bgr(cfg.scene.downscale_width) if scene.enabled else None
-                    cuts.extend(scene.push(k, frame, small))
+                if scene.enabled:
+                    with self._timer("scene"):
+                        cuts.extend(scene.push(k, None, picture.small_bgr(cfg.scene.downscale_width)))
                 if resampled is not None:
-                    resampled.write_frame(_even(frame))
-                pending.append((k, frame))
+                    resampled.write_frame(_even(picture.rgb()))
+                pending.append((k, picture))
                 while pending and pending[0][0] <= k - lag:
                     self._emit(*pending.popleft(), cuts)
             cuts.extend(scene.finish())
@@ -204,7 +207,7 @@ class SourceRunner:
         src.update({f"cpu_{k}_s": round(v, 4) for k, v in self._cpu.items()})
         return SourceOutcome(source.rel, [src] + self._rows, duration, kept, cpu_s=dict(self._cpu))
 
-    def _emit(self, k: int, frame: np.ndarray, cuts: list[int]) -> None:
+    def _emit(self, k: int, picture: Picture, cuts: list[int]) -> None:
         """Assign frame k to its shot and segment (cuts up to k are known), track and align it."""
         shot_start = max([0] + [c for c in cuts if c <= k])
         shot_index = sum(1 for c in set(cuts) if 0 < c <= k)
@@ -215,21 +218,21 @@ class SourceRunner:
             if shot_index != self._shot_index:
                 self._close_shot_writer()
                 self._shot_index = shot_index
-                self._shot_writer = self._open_intermediate("shot", f"_shot_{shot_index:03d}", frame)
+                self._shot_writer = self._open_intermediate("shot", f"_shot_{shot_index:03d}", picture)
             seg = self._segment_record(shot_index, seg_index, seg_start, seg_start + 1)
-            writer = self._open_intermediate("segmented", seg.clip_id[len(self._source.stem):], frame)
+            writer = self._open_intermediate("segmented", seg.clip_id[len(self._source.stem):], picture)
             buf = self._segment = _SegmentBuffer(shot_index, seg_index, seg_start,
                                                  self.stages.face.new_aligner(), writer=writer)
         self._shot_span = (shot_start, k + 1)
         if self._shot_writer is not None:
-            self._shot_writer.write_frame(_even(frame))
+            self._shot_writer.write_frame(_even(picture.rgb()))
         if buf.writer is not None:
-            buf.writer.write_frame(_even(frame))
+            buf.writer.write_frame(_even(picture.rgb()))
         with self._timer("face"):
-            face = self.stages.face.track(frame, new_shot=(k == shot_start))
+            face = self.stages.face.track(picture, new_shot=(k == shot_start))
             buf.frame_faces.append(face)
             if face.landmarks is not None:
-                crop, lm = buf.aligner.warp(frame, face)
+                crop, lm = buf.aligner.warp(picture, face)
                 buf.crops.append(crop)
                 buf.landmarks.append(lm)
             else:
@@ -356,11 +359,10 @@ class SourceRunner:
             return None
         return self._writer(self.layout.intermediate_dir("resampled"), "", info.width, info.height)
 
-    def _open_intermediate(self, folder: str, suffix: str, frame: np.ndarray) -> ClipWriter | None:
+    def _open_intermediate(self, folder: str, suffix: str, picture: Picture) -> ClipWriter | None:
         if not self.cfg.run.keep_intermediate:
             return None
-        h, w = frame.shape[:2]
-        return self._writer(self.layout.intermediate_dir(folder), suffix, w, h)
+        return self._writer(self.layout.intermediate_dir(folder), suffix, picture.width, picture.height)
 
     def _writer(self, folder: Path, suffix: str, width: int, height: int) -> ClipWriter:
         rel_dir = self._source.rel_dir

@@ -1,8 +1,8 @@
 """Stage 5 — face: detect, track and landmark one face per frame; align; judge segments.
 
 The runner calls, per worker: `FaceStage(params).setup()`; per 25 fps frame,
-in order: `track(image_rgb, new_shot)`; per clip: `new_aligner()` then
-`aligner.warp(image_rgb, frame_face)`; per candidate segment:
+in order: `track(picture, new_shot)`; per clip: `new_aligner()` then
+`aligner.warp(picture, frame_face)` (a `syncvid.media.picture.Picture` or an RGB array); per candidate segment:
 `judge(frame_faces)`, which returns `FaceStats` or raises
 `Rejected("face", reason, ...)` with reason one of `no_face`,
 `multiple_faces`, `face_too_small`, `face_lost`, `extreme_yaw`.
@@ -182,10 +182,11 @@ class FaceStage:
         if self.tracker is not None:
             self.tracker.reset()
 
-    def track(self, image_rgb: np.ndarray, new_shot: bool) -> FrameFace:
+    def track(self, image, new_shot: bool) -> FrameFace:
+        """`image`: the frame as a `Picture` (what the runner passes) or an RGB uint8 array."""
         if self.tracker is None:
             raise RuntimeError("FaceStage.setup() must be called before track()")
-        return self.tracker.step(image_rgb, new_shot)
+        return self.tracker.step(image, new_shot)
 
     def new_aligner(self) -> FaceAligner:
         p = self.params
