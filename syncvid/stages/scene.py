@@ -1,7 +1,7 @@
 """Stage 3 — scene: shot boundaries from PySceneDetect detectors fed by the pipeline's own decode.
 
-Frames are pushed one at a time (already decoded at 25 fps); each is downscaled
-to `scene.downscale_width` before the detector sees it, so the source is never
+Frames are pushed one at a time (already decoded at 25 fps); each is shrunk (bilinear,
+as PySceneDetect does) to `scene.downscale_width` before the detector sees it, so the source is never
 opened a second time.  Cuts are reported as the output frame index that starts
 a new shot; detectors report them a few frames late (`latency`).
 """
@@ -10,25 +10,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import cv2
 import numpy as np
 from scenedetect import AdaptiveDetector, ContentDetector, ThresholdDetector
 from scenedetect.common import FrameTimecode
 
 from syncvid.config.pipeline_schema import SceneSection
+from syncvid.media.picture import ArrayPicture
 
 DETECTORS = ("adaptive", "content", "threshold", "none")
-
-
-def downscale_for_detection(image_rgb: np.ndarray, width: int) -> np.ndarray:
-    """BGR image of at most `width` pixels wide (PySceneDetect expects BGR)."""
-    h, w = image_rgb.shape[:2]
-    if w > width:
-        small = cv2.resize(image_rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    else:
-        small = image_rgb
-    # cvtColor swaps the channels into a new contiguous array (a reversed-stride numpy copy is ~20x slower).
-    return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2BGR)
 
 
 class SceneDetector:
@@ -68,15 +57,14 @@ class SceneDetector:
         """Feed output frame `index` (in order); returns cuts found so far (frames that start a shot).
 
         `small_bgr`, when given, is the frame already downscaled to `scene.downscale_width` in BGR
-        (e.g. `SourceReader.small_bgr`); `image_rgb` is then not used.
+        (`Picture.small_bgr`, what the runner passes); `image_rgb` is then not used.
         """
         self._last = index
         if self._detector is None:
             return []
         if small_bgr is None:
-            small_bgr = downscale_for_detection(image_rgb, self.params.downscale_width)
-        small = small_bgr
-        found = self._detector.process_frame(FrameTimecode(index, fps=self.fps), small)
+            small_bgr = ArrayPicture(image_rgb).small_bgr(self.params.downscale_width)
+        found = self._detector.process_frame(FrameTimecode(index, fps=self.fps), small_bgr)
         return [c.frame_num for c in found if c.frame_num > 0]
 
     def finish(self) -> list[int]:
