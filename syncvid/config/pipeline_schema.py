@@ -52,6 +52,9 @@ class SegmentSection:
     min_seconds: float = 2.0
 
 
+RESIZE_INTERPOLATIONS = ("cubic", "lanczos4")
+
+
 @dataclass
 class FaceSection:
     backend: str = "dlib"  # dlib | insightface
@@ -76,6 +79,16 @@ class FaceSection:
     smooth_anchors: bool = False  # adaptive (one-euro) smoothing of the three alignment anchors, reset per clip
     smooth_min_cutoff_hz: float = 2.0  # one-euro cut-off for a still face (lower: smoother, more lag)
     smooth_beta: float = 4.0  # one-euro speed coefficient (higher: less lag when the face moves)
+    # Resize of the warped W×H crop to resolution×resolution: cubic (default) or lanczos4 (the
+    # reference's); they differ by 52-60 dB PSNR on real faces, far below the crf-13 encode's
+    # own error (~42 dB), and cubic costs an eighth of the time.
+    resize_interpolation: str = "cubic"
+
+    def check_values(self) -> List[str]:
+        if self.resize_interpolation not in RESIZE_INTERPOLATIONS:
+            return [f"resize_interpolation must be one of {', '.join(RESIZE_INTERPOLATIONS)}, "
+                    f"got {self.resize_interpolation!r}"]
+        return []
 
 
 @dataclass

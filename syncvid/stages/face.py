@@ -191,7 +191,7 @@ class FaceStage:
     def new_aligner(self) -> FaceAligner:
         p = self.params
         filt = OneEuroFilter(FPS, p.smooth_min_cutoff_hz, p.smooth_beta) if p.smooth_anchors else None
-        return FaceAligner(p.resolution, smooth_bias=True, anchor_filter=filt)
+        return FaceAligner(p.resolution, smooth_bias=True, anchor_filter=filt, resize=p.resize_interpolation)
 
     def judge(self, frame_faces: list[FrameFace]) -> FaceStats:
         return judge_faces(frame_faces, self.params, self.backend_name)

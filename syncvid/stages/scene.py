@@ -1,7 +1,7 @@
 """Stage 3 — scene: shot boundaries from PySceneDetect detectors fed by the pipeline's own decode.
 
-Frames are pushed one at a time (already decoded at 25 fps); each is shrunk (bilinear,
-as PySceneDetect does) to `scene.downscale_width` before the detector sees it, so the source is never
+Frames are pushed one at a time (already decoded at 25 fps); each is downscaled
+to `scene.downscale_width` before the detector sees it, so the source is never
 opened a second time.  Cuts are reported as the output frame index that starts
 a new shot; detectors report them a few frames late (`latency`).
 """

@@ -326,6 +326,13 @@ BAD_CONFIGS = [
         ],
     ),
     (
+        "face crop resize of the pipeline config",
+        {"c.yaml": "family: pipeline\nface:\n  resize_interpolation: area\n"},
+        "c.yaml",
+        [],
+        ["{d}/c.yaml: face: resize_interpolation must be one of cubic, lanczos4, got 'area'"],
+    ),
+    (
         "a file of one family loaded as another",
         {"unet/s.yaml": "run:\n  seed: 1\n"},
         "unet/s.yaml",

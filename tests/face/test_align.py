@@ -160,3 +160,17 @@ def test_resize_matches_opencv_uint8_lanczos():
     ref = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_LANCZOS4)
     out = al.warp_with_matrix(img, m)
     assert np.abs(out.astype(int) - ref).max() <= 1
+
+
+def test_resize_choices_agree_closely_and_are_checked():
+    from syncvid.face import synthetic
+
+    img = synthetic.place_face(synthetic.canvas(640, 480), (320, 240), 160)
+    anchors = np.array([[290.0, 200.0], [350.0, 200.0], [320.0, 232.0]])
+    face = type("F", (), {"landmarks": None, "anchors": anchors})()
+    cubic = FaceAligner(256, smooth_bias=False, resize="cubic").align(img, face).crop
+    lanczos = FaceAligner(256, smooth_bias=False, resize="lanczos4").align(img, face).crop
+    mse = np.mean((cubic.astype(float) - lanczos) ** 2)
+    assert cubic.shape == lanczos.shape == (256, 256, 3) and 10 * np.log10(255 ** 2 / mse) > 45
+    with pytest.raises(ValueError, match="resize must be one of lanczos4, cubic"):
+        FaceAligner(256, resize="area")

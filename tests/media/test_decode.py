@@ -305,7 +305,7 @@ def test_small_bgr_matches_downscaled_frame(tmp_path, rotation):
             assert picture.small_bgr(160) is small and not small.flags.writeable
             frame = picture.rgb()
             h, w = frame.shape[:2]
-            ref = cv2.cvtColor(cv2.resize(frame, (160, round(h * 160 / w)), interpolation=cv2.INTER_LINEAR),
+            ref = cv2.cvtColor(cv2.resize(frame, (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA),
                                cv2.COLOR_RGB2BGR)
             assert small.shape == ref.shape
             assert np.abs(small.astype(int) - ref).mean() < 2.0

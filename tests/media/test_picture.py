@@ -94,15 +94,15 @@ def test_rotated_pictures_are_upright():
 
 
 @pytest.mark.parametrize("colorspace, color_range", [(None, None), (1, 2)])
-def test_small_bgr_from_planes_matches_the_shrunk_frame(colorspace, color_range):
+def test_small_bgr_matches_the_shrunk_frame(colorspace, color_range):
     frame = yuv_frame(1280, 720, colorspace=colorspace, color_range=color_range, natural=True)
     picture = VideoPicture(frame, 0, Converters())
     small = picture.small_bgr(320)
     assert picture.small_bgr(320) is small and not small.flags.writeable and small.flags.c_contiguous
     whole = frame.reformat(format="rgb24", threads=1).to_ndarray()
-    ref = cv2.cvtColor(cv2.resize(whole, (320, 180), interpolation=cv2.INTER_LINEAR), cv2.COLOR_RGB2BGR)
+    ref = cv2.cvtColor(cv2.resize(whole, (320, 180), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
     assert small.shape == ref.shape
-    assert np.abs(small.astype(int) - ref).mean() < 1.5  # interpolating before or after the colour matrix
+    assert np.abs(small.astype(int) - ref).mean() < 2.0  # FFmpeg's area filter vs OpenCV's, within a level or two
     assert picture._rgb is None
 
 
