@@ -138,9 +138,11 @@ def as_picture(image) -> Picture:
 
 
 class Converters:
-    """The scalers one reader's pictures share (each keeps its set-up while sizes repeat)."""
+    """The scalers one reader's pictures share: whole frames, regions, thumbnails (each keeps its
+    set-up while sizes repeat; a new set-up costs about one whole-frame conversion)."""
 
     def __init__(self):
+        self.whole = VideoReformatter()
         self.region = VideoReformatter()
         self.small = VideoReformatter()
 
@@ -163,7 +165,7 @@ class VideoPicture(Picture):
     # -- whole frame -----------------------------------------------------------------------
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
-            image = self.frame.reformat(format="rgb24", threads=1).to_ndarray()
+            image = self._conv.whole.reformat(self.frame, format="rgb24", threads=1).to_ndarray()
             if self.rotation:
                 image = rotate_upright(image, self.rotation)
             elif self.contiguous and not image.flags.c_contiguous:
