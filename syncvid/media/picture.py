@@ -74,6 +74,7 @@ class Picture:
 
     width: int
     height: int
+    _small: tuple[int, np.ndarray] | None = None  # (width, thumbnail) made by `small_bgr`
 
     def rgb(self) -> np.ndarray:
         """The whole frame, uint8 H×W×3 RGB, read-only."""
@@ -104,7 +105,7 @@ class Picture:
 
     def small_bgr(self, width: int) -> np.ndarray:
         """The frame at most `width` pixels wide (area-averaged), uint8 BGR, read-only; cached."""
-        cached = getattr(self, "_small", None)
+        cached = self._small
         if cached is None or cached[0] != width:
             cached = (width, _read_only(self._make_small_bgr(width)))
             self._small = cached
@@ -219,11 +220,6 @@ class VideoPicture(Picture):
         v = np.frombuffer(f.planes[2], np.uint8).reshape(ch, -1)
         return y, u, v
 
-    def _tagged_like_source(self, image: av.VideoFrame) -> av.VideoFrame:
-        image.colorspace = self.frame.colorspace
-        image.color_range = self.frame.color_range
-        return image
-
     def _convert_region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """RGB of the even rectangle, converted from its own planes (same pixels as `rgb()`)."""
         y, u, v = self._planes()
@@ -233,8 +229,8 @@ class VideoPicture(Picture):
         packed[: w * h].reshape(h, w)[:] = y[y0:y1, x0:x1]
         packed[w * h : w * h + quarter].reshape(h // 2, w // 2)[:] = u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
         packed[w * h + quarter :].reshape(h // 2, w // 2)[:] = v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2]
-        region = self._tagged_like_source(
-            av.VideoFrame.from_ndarray(packed.reshape(h * 3 // 2, w), format=self.frame.format.name))
+        region = av.VideoFrame.from_ndarray(packed.reshape(h * 3 // 2, w), format=self.frame.format.name)
+        region.colorspace, region.color_range = self.frame.colorspace, self.frame.color_range
         return _read_only(self._conv.region.reformat(region, format="rgb24", threads=1).to_ndarray())
 
     # -- thumbnail -------------------------------------------------------------------------

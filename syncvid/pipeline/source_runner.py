@@ -178,7 +178,7 @@ class SourceRunner:
                 num_frames = k + 1
                 if scene.enabled:
                     with self._timer("scene"):
-                        cuts.extend(scene.push(k, None, picture.small_bgr(cfg.scene.downscale_width)))
+                        cuts.extend(scene.push(k, picture))
                 if resampled is not None:
                     resampled.write_frame(_even(picture.rgb()))
                 pending.append((k, picture))

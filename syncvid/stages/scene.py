@@ -15,7 +15,7 @@ from scenedetect import AdaptiveDetector, ContentDetector, ThresholdDetector
 from scenedetect.common import FrameTimecode
 
 from syncvid.config.pipeline_schema import SceneSection
-from syncvid.media.picture import ArrayPicture
+from syncvid.media.picture import as_picture
 
 DETECTORS = ("adaptive", "content", "threshold", "none")
 
@@ -53,18 +53,17 @@ class SceneDetector:
         """False for the "none" detector (frames are then not looked at)."""
         return self._detector is not None
 
-    def push(self, index: int, image_rgb: np.ndarray, small_bgr: np.ndarray | None = None) -> list[int]:
+    def push(self, index: int, image) -> list[int]:
         """Feed output frame `index` (in order); returns cuts found so far (frames that start a shot).
 
-        `small_bgr`, when given, is the frame already downscaled to `scene.downscale_width` in BGR
-        (`Picture.small_bgr`, what the runner passes); `image_rgb` is then not used.
+        `image` is the frame as a `Picture` (what the runner passes: its thumbnail is made from the
+        decoded planes) or an RGB uint8 array; the detector sees it shrunk to `scene.downscale_width`.
         """
         self._last = index
         if self._detector is None:
             return []
-        if small_bgr is None:
-            small_bgr = ArrayPicture(image_rgb).small_bgr(self.params.downscale_width)
-        found = self._detector.process_frame(FrameTimecode(index, fps=self.fps), small_bgr)
+        small = as_picture(image).small_bgr(self.params.downscale_width)
+        found = self._detector.process_frame(FrameTimecode(index, fps=self.fps), small)
         return [c.frame_num for c in found if c.frame_num > 0]
 
     def finish(self) -> list[int]:
