@@ -255,7 +255,7 @@ def test_trained_checkpoint_recovers_injected_offsets_as_the_sync_backend(traine
     rng = np.random.default_rng(7)
     hits, total, margin, t = 0, 0, 20, 112
     for shift in (-6, -3, 0, 2, 5):
-        for _ in range(2):
+        for _ in range(4):
             frames, audio, _ = talking_clip(t + 2 * margin, RES, rng)
             start = (margin + shift) * 640  # positive shift: the audio leads the video by `shift` frames
             clip = Clip(Segment("x.mp4", 0, 0, 0, t), frames[margin:margin + t], audio[start:start + t * 640],
@@ -264,4 +264,5 @@ def test_trained_checkpoint_recovers_injected_offsets_as_the_sync_backend(traine
             total += 1
             hits += abs(result.offset_frames - shift) <= 1
             assert not result.at_search_edge
+    # 20 clips, not 10: with 10 a single miss decided the test (a 64-step model gets 18-19 of 20).
     assert hits / total >= 0.8, f"{hits}/{total} offsets within ±1 frame"
