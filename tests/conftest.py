@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO_ROOT.parent / "shared" / "media"
+_OWN_CACHE: list[str] = []
+
+
+def pytest_configure(config):
+    """Derived model files (the face detector's saved form) go to a folder of the session's own,
+    not the user's cache; worker processes inherit it through the environment."""
+    if "SYNCVID_CACHE_DIR" not in os.environ:
+        _OWN_CACHE.append(tempfile.mkdtemp(prefix="syncvid-test-cache-"))
+        os.environ["SYNCVID_CACHE_DIR"] = _OWN_CACHE[0]
+
+
+def pytest_unconfigure(config):
+    for folder in _OWN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
