@@ -98,34 +98,47 @@ def _normalise(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     p = np.asarray(points, dtype=np.float64)
     c = p.mean(axis=0)
     q = p - c
-    s = float(np.std(q))
+    s = math.sqrt(float(np.mean(q * q)))  # = np.std(q): q is centred
     if not math.isfinite(s) or s <= 1e-12:
         raise ValueError("degenerate point set: all points coincide")
     return q / s, c, s
+
+
+def best_rotation(h: np.ndarray) -> np.ndarray:
+    """The 2×2 rotation R maximising trace(R·h), for a cross-covariance h = srcᵀ·dst of centred points.
+
+    It is what the SVD recipe gives (h = U·S·Vᵀ, R = V·Uᵀ, the last column of V flipped when
+    that would be a reflection), in closed form: R turns by atan2(h01 − h10, h00 + h11).
+    """
+    a = float(h[0, 0] + h[1, 1])
+    b = float(h[0, 1] - h[1, 0])
+    r = math.hypot(a, b)
+    if r <= 1e-300:  # every rotation fits equally well (e.g. points on a line at a right angle)
+        return np.eye(2)
+    c, s = a / r, b / r
+    return np.array([[c, -s], [s, c]])
+
+
+def _similarity(p1: np.ndarray, c1: np.ndarray, s1: float, p2: np.ndarray, c2: np.ndarray, s2: float) -> np.ndarray:
+    if p1.shape != p2.shape:
+        raise ValueError(f"point sets differ in shape: {p1.shape} vs {p2.shape}")
+    rot = best_rotation(p1.T @ p2)
+    scale = s2 / s1
+    m = np.empty((2, 3), dtype=np.float64)
+    m[:, :2] = scale * rot
+    m[:, 2] = c2 - scale * rot @ c1
+    return m
 
 
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2×3 matrix M of the similarity transform taking `src` points onto `dst`.
 
     Normalised Procrustes: both sets are centred and divided by the standard
-    deviation of all their coordinates; the rotation comes from the SVD of
-    srcᵀ·dst, with the last column of V flipped when the result would be a
-    reflection; M = [(s_dst/s_src)·R | c_dst − (s_dst/s_src)·R·c_src].
+    deviation of all their coordinates; the rotation is the one the SVD of
+    srcᵀ·dst gives, with the last column of V flipped when the result would be a
+    reflection (`best_rotation`); M = [(s_dst/s_src)·R | c_dst − (s_dst/s_src)·R·c_src].
     """
-    p1, c1, s1 = _normalise(src)
-    p2, c2, s2 = _normalise(dst)
-    if p1.shape != p2.shape:
-        raise ValueError(f"point sets differ in shape: {p1.shape} vs {p2.shape}")
-    u, _, vt = np.linalg.svd(p1.T @ p2)
-    v = vt.T
-    if np.linalg.det(v @ u.T) < 0:
-        v[:, -1] = -v[:, -1]
-    rot = v @ u.T
-    scale = s2 / s1
-    m = np.empty((2, 3), dtype=np.float64)
-    m[:, :2] = scale * rot
-    m[:, 2] = c2 - scale * rot @ c1
-    return m
+    return _similarity(*_normalise(src), *_normalise(dst))
 
 
 def nose_bias(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -227,6 +240,7 @@ class FaceAligner:
         self.resolution = int(resolution)
         self.size = crop_size(self.resolution)
         self.template = template_points(self.resolution)
+        self._template_normalised = _normalise(self.template)
         self.smooth_bias = smooth_bias
         self.anchor_filter = anchor_filter
         self._bias: np.ndarray | None = None
@@ -246,9 +260,11 @@ class FaceAligner:
         if self.anchor_filter is not None:
             scale = float(np.linalg.norm(pts[1] - pts[0]))
             pts = self.anchor_filter(pts, scale)
-        m = estimate_similarity(pts, self.template)
+        src = _normalise(pts)
+        m = _similarity(*src, *self._template_normalised)  # = estimate_similarity(pts, self.template)
         if self.smooth_bias:
-            self._bias = blend_bias(self._bias, nose_bias(pts, self.template))
+            bias = self._template_normalised[0][2] - src[0][2]  # = nose_bias(pts, self.template)
+            self._bias = blend_bias(self._bias, bias)
             m[:, 2] += self._bias
         return m
 

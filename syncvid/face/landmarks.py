@@ -20,6 +20,8 @@ import math
 import cv2
 import numpy as np
 
+from syncvid.face.align import best_rotation
+
 Box = tuple[float, float, float, float]
 
 # Predictor box from landmark statistics (fitted on dlib HOG boxes of real frames).
@@ -41,6 +43,9 @@ _HEAD_3D = np.array(
         [150.0, -150.0, -125.0],
     ]
 )
+_HEAD_IDX_LIST = list(_HEAD_IDX)
+# The model's y axis points up, the image's down: the model flipped to image axes.
+_HEAD_3D_IMAGE_AXES = _HEAD_3D * np.array([1.0, -1.0, -1.0])
 # Points that do not move when the mouth does: brows, nose, eyes, upper jaw.
 STABLE_68 = tuple(range(27, 48))  # nose and eyes: the best-placed points of the predictor
 RIGID_68 = tuple(list(range(0, 5)) + list(range(12, 17)) + list(range(17, 48)))
@@ -86,11 +91,10 @@ def follow_box(key_box: Box, key_landmarks: np.ndarray, landmarks: np.ndarray, i
     na, nb = np.linalg.norm(a - ca), np.linalg.norm(b - cb)
     scale = nb / na if na > 1e-9 else 1.0
     kx, ky = box_center(key_box)
-    # Centre of the box relative to the shape's centre, rotated and scaled with the face.
-    u, _, vt = np.linalg.svd((a - ca).T @ (b - cb))
-    rot = (u @ vt).T
-    if np.linalg.det(rot) < 0:
-        rot = np.eye(2)
+    # Centre of the box relative to the shape's centre, rotated and scaled with the face
+    # (not turned at all when the best orthogonal fit is a reflection: a scrambled shape).
+    h = (a - ca).T @ (b - cb)
+    rot = best_rotation(h) if h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0] >= 0 else np.eye(2)
     cx, cy = cb + scale * rot @ (np.array([kx, ky]) - ca)
     hw = scale * (key_box[2] - key_box[0]) / 2.0
     hh = scale * (key_box[3] - key_box[1]) / 2.0
@@ -146,9 +150,11 @@ def shape_residual(lm: np.ndarray, reference: np.ndarray, idx: tuple[int, ...] =
     if na < 1e-9 or nb < 1e-9:
         return float("inf")
     a, b = a / na, b / nb
-    # Orthogonal Procrustes with optimal scale: residual² = 1 − (sum of singular values)².
-    s = np.linalg.svd(a.T @ b, compute_uv=False)
-    return float(math.sqrt(max(0.0, 1.0 - float(s.sum()) ** 2)))
+    # Orthogonal Procrustes with optimal scale: residual² = 1 − (sum of singular values)²; for a
+    # 2×2 matrix (σ1 + σ2)² = σ1² + σ2² + 2·σ1·σ2 = ‖h‖² + 2·|det h|.
+    h = a.T @ b
+    nuclear_sq = float(np.sum(h * h)) + 2.0 * abs(float(h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]))
+    return float(math.sqrt(max(0.0, 1.0 - nuclear_sq)))
 
 
 def yaw_from_68(lm: np.ndarray, width: int, height: int) -> float | None:
@@ -157,12 +163,10 @@ def yaw_from_68(lm: np.ndarray, width: int, height: int) -> float | None:
     Positive when the nose points towards the image's right (the subject's left).
     A coarse estimate (±10°) meant for rejecting profile views, not for geometry.
     """
-    pts = np.asarray(lm, dtype=np.float64)[list(_HEAD_IDX)]
+    pts = np.asarray(lm, dtype=np.float64)[_HEAD_IDX_LIST]
     f = float(max(width, height))
     cam = np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
-    # The model's y axis points up, the image's down: flip the model to image axes.
-    model = _HEAD_3D * np.array([1.0, -1.0, -1.0])
-    ok, rvec, _ = cv2.solvePnP(model, pts, cam, None, flags=cv2.SOLVEPNP_SQPNP)
+    ok, rvec, _ = cv2.solvePnP(_HEAD_3D_IMAGE_AXES, pts, cam, None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
         return None
     rot, _ = cv2.Rodrigues(rvec)

@@ -15,6 +15,7 @@ from syncvid.face.align import (
     anchors_from_68,
     anchors_from_106,
     apply_affine,
+    best_rotation,
     blend_bias,
     crop_size,
     estimate_similarity,
@@ -71,6 +72,36 @@ def test_reflection_is_not_returned():
     p2 = mirrored - mirrored.mean(0)
     u, _, vt = np.linalg.svd(p1.T @ p2)
     assert np.linalg.det(vt.T @ u.T) < 0
+
+
+def _svd_rotation(h):
+    """The SVD recipe of FACTS §3: R = V·Uᵀ, the last column of V flipped for a reflection."""
+    u, _, vt = np.linalg.svd(h)
+    v = vt.T
+    if np.linalg.det(v @ u.T) < 0:
+        v[:, -1] = -v[:, -1]
+    return v @ u.T
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("mirror", [False, True])
+def test_best_rotation_is_the_svd_recipe(seed, mirror):
+    rng = np.random.default_rng(seed)
+    src = rng.normal(size=(rng.integers(3, 12), 2))
+    dst = src @ rng.normal(size=(2, 2)) * (-1.0 if mirror else 1.0) + rng.normal(scale=0.3, size=src.shape)
+    p1, p2 = src - src.mean(0), dst - dst.mean(0)
+    np.testing.assert_allclose(best_rotation(p1.T @ p2), _svd_rotation(p1.T @ p2), atol=1e-12)
+
+
+def test_aligner_matrix_is_similarity_plus_blended_nose_bias():
+    aligner = FaceAligner(256)
+    frames = [np.array([[300.0, 200.0], [420.0, 210.0], [355.0, 290.0]]) + d for d in ([0, 0], [3, -2], [5, 1])]
+    bias = None
+    for anchors in frames:
+        bias = blend_bias(bias, nose_bias(anchors, template_points(256)))
+        expected = estimate_similarity(anchors, template_points(256))
+        expected[:, 2] += bias
+        np.testing.assert_allclose(aligner.matrix(anchors), expected, atol=1e-12)
 
 
 def test_degenerate_points_raise():

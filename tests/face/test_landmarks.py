@@ -9,6 +9,7 @@ from syncvid.face.landmarks import (
     follow_box,
     inside_fraction,
     iou,
+    RIGID_68,
     predictor_box_from_68,
     reference_box_from_68,
     shape_residual,
@@ -40,6 +41,31 @@ def test_shape_residual_is_similarity_invariant(shape):
     assert shape_residual(moved, shape) < 1e-6
     scrambled = shape[np.random.default_rng(0).permutation(68)]
     assert shape_residual(scrambled, shape) > 0.3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shape_residual_equals_the_singular_value_formula(shape, seed):
+    rng = np.random.default_rng(seed)
+    other = shape @ rng.normal(size=(2, 2)) + rng.normal(scale=5.0, size=shape.shape)
+    idx = list(RIGID_68)
+    a, b = other[idx] - other[idx].mean(0), shape[idx] - shape[idx].mean(0)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    expected = np.sqrt(max(0.0, 1.0 - np.linalg.svd(a.T @ b, compute_uv=False).sum() ** 2))
+    assert shape_residual(other, shape) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("angle_deg, mirror", [(0, False), (25, False), (-140, False), (30, True)])
+def test_follow_box_turns_with_the_face_but_not_with_a_mirror_image(shape, angle_deg, mirror):
+    a = np.radians(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = (shape - 150) @ rot.T * ([-1.0, 1.0] if mirror else 1.0) + 150
+    box = (140.0, 110.0, 200.0, 190.0)  # centre (170, 150): off the shape's centre, so turning moves it
+    fb = follow_box(box, shape, moved, idx=tuple(range(68)))
+    centre = np.array([(fb[0] + fb[2]) / 2, (fb[1] + fb[3]) / 2])
+    c0 = shape.mean(0)
+    offset = np.array([170.0, 150.0]) - c0
+    turned = offset if mirror else rot @ offset  # a mirror image is followed without turning
+    np.testing.assert_allclose(centre, moved.mean(0) + turned, atol=1e-9)
 
 
 def test_follow_box_moves_and_scales_with_the_face(shape):
