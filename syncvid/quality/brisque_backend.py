@@ -18,19 +18,28 @@ the package's code nor libsvm runs.
 from __future__ import annotations
 
 import importlib.util
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.special import gamma as gamma_fn
 
 from syncvid.quality.classic import FACE_BOX, box_slices, resize_square, sample_indices
 
 _WINDOW = 7
 _SIGMA = 7.0 / 6.0
 _C = 1.0 / 255.0
+
+
+def gamma_fn(x):
+    """Γ(x) of a number or an array (math.gamma elementwise: no scipy import in workers)."""
+    if np.ndim(x) == 0:
+        return math.gamma(float(x))
+    a = np.asarray(x, dtype=np.float64)
+    return np.fromiter((math.gamma(v) for v in a.ravel()), np.float64, a.size).reshape(a.shape)
+
 
 # Table of the generalised-Gaussian moment ratio rho(a) = G(2/a)^2 / (G(1/a) G(3/a)),
 # increasing in the shape a; inverted by interpolation (shape range as in the original).

@@ -14,9 +14,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.fft import dct
 
-__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "frame_signal", "mfcc", "float_to_int16_scale"]
+__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "frame_signal", "dct2_ortho", "mfcc", "float_to_int16_scale"]
 
 _EPS = np.finfo(float).eps
 
@@ -27,6 +26,25 @@ def hz_to_mel(hz):
 
 def mel_to_hz(mel):
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=8)
+def _dct2_matrix(n: int, k: int) -> np.ndarray:
+    """[n, k] matrix of the first k orthonormal DCT-II basis vectors of length n."""
+    i = np.arange(n)[:, None]
+    j = np.arange(k)[None, :]
+    basis = np.cos(np.pi * j * (2 * i + 1) / (2 * n)) * math.sqrt(2.0 / n)
+    basis[:, 0] = math.sqrt(1.0 / n)
+    basis.flags.writeable = False
+    return basis
+
+
+def dct2_ortho(x: np.ndarray, k: int | None = None) -> np.ndarray:
+    """The first `k` coefficients of the orthonormal DCT-II along the last axis (scipy's
+    `dct(x, type=2, norm="ortho")[..., :k]`, as a matrix product: 26 filters need no FFT)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    return x @ _dct2_matrix(n, n if k is None else min(int(k), n))
 
 
 @lru_cache(maxsize=8)
@@ -98,7 +116,7 @@ def mfcc(
     energy = np.where(energy == 0, _EPS, energy)
     feat = power @ mel_filterbank(nfilt, nfft, sample_rate, low_hz, high_hz).T
     feat = np.where(feat == 0, _EPS, feat)
-    cep = dct(np.log(feat), type=2, axis=1, norm="ortho")[:, :numcep]
+    cep = dct2_ortho(np.log(feat), numcep)
     if ceplifter > 0:
         n = np.arange(cep.shape[1])
         cep = cep * (1.0 + (ceplifter / 2.0) * np.sin(np.pi * n / ceplifter))

@@ -145,3 +145,12 @@ def test_svr_matches_libsvm(shipped):
         x = rng.uniform(-1.0, 1.0, 36)
         nodes, _ = svmutil.gen_svm_nodearray([float(v) for v in x])
         assert shipped.svr.predict(x) == pytest.approx(svmutil.libsvm.svm_predict(model, nodes), abs=1e-9)
+
+
+def test_gamma_is_scipys_gamma_on_the_shape_table():
+    from scipy.special import gamma
+
+    x = 1.0 / bb._ALPHAS
+    np.testing.assert_allclose(bb.gamma_fn(x), gamma(x), rtol=1e-13)
+    assert bb.gamma_fn(2.5) == pytest.approx(gamma(2.5), rel=1e-15)
+    assert bb.gamma_fn(np.array([[0.5, 3.0]])).shape == (1, 2)

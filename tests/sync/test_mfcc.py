@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from syncvid.sync.mfcc import float_to_int16_scale, frame_signal, mel_filterbank, mfcc
+from syncvid.sync.mfcc import dct2_ortho, float_to_int16_scale, frame_signal, mel_filterbank, mfcc
 
 
 @pytest.mark.parametrize("num_samples, frames", [(16000, 99), (80000, 499), (400, 1), (10, 1), (401, 2), (560, 2), (561, 3)])
@@ -51,3 +51,11 @@ def test_matches_python_speech_features_oracle(n):
     psf = pytest.importorskip("python_speech_features", reason="oracle python_speech_features not installed")
     x = (np.random.default_rng(n).normal(0, 3000, n)).astype(np.int16)
     np.testing.assert_allclose(mfcc(x), psf.mfcc(x, 16000).T, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("n, k", [(26, 13), (26, 26), (8, 3), (1, 1)])
+def test_dct2_ortho_is_scipys_orthonormal_dct(n, k):
+    from scipy.fft import dct
+
+    x = np.random.default_rng(n).normal(size=(7, n))
+    np.testing.assert_allclose(dct2_ortho(x, k), dct(x, type=2, axis=1, norm="ortho")[:, :k], atol=1e-12)
