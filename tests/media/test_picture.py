@@ -62,6 +62,16 @@ def test_regions_equal_the_whole_frame(fmt, colorspace, color_range):
     np.testing.assert_array_equal(picture.rgb(), whole)
 
 
+def test_regions_of_pictures_sharing_converters_stay_as_they_were():
+    conv = Converters()  # the frame the planes are copied into is reused from picture to picture
+    a, b = yuv_frame(640, 360, seed=1), yuv_frame(640, 360, seed=2)
+    first, _, _ = VideoPicture(a, 0, conv).rgb_region(100, 50, 300, 260)
+    kept = first.copy()
+    second, _, _ = VideoPicture(b, 0, conv).rgb_region(100, 50, 300, 260)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(second, b.reformat(format="rgb24", threads=1).to_ndarray()[50:260, 100:300])
+
+
 def test_a_region_inside_the_last_one_is_a_view_of_it():
     picture = VideoPicture(yuv_frame(640, 360), 0, Converters())
     big, _, _ = picture.rgb_region(100, 100, 300, 300)
