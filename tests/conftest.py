@@ -35,6 +35,15 @@ def shared_media() -> Path:
     return SHARED_MEDIA
 
 
+@pytest.fixture
+def media_or_none(request) -> Path | None:
+    """The real videos' folder, or None when absent (for tests that also run on synthetic media)."""
+    try:
+        return request.getfixturevalue("shared_media")
+    except pytest.skip.Exception:
+        return None
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -2,11 +2,12 @@
 
 Nothing is downloaded: the predictor file ships inside the
 `face_recognition_models` package.  Detection runs on a grayscale copy of the
-frame resized to `detect_width`; the shape predictor runs at full resolution
-(dlib returns integer landmark positions, so full resolution keeps them
-precise) on the RGB pixels of a region around its box, which is all it reads:
-frames are taken as `Picture`s (or RGB arrays), so a tracked frame is never
-converted to RGB as a whole.
+frame resized to `detect_width`; the shape predictor runs at full resolution on
+the RGB pixels of a region around its box, which is all it reads: frames are
+taken as `Picture`s (or RGB arrays), so a tracked frame is never converted to
+RGB as a whole.  The predictor's model is dlib's file, evaluated by
+`syncvid.face.ert` (the same trees, twice as fast; landmarks come back with
+their sub-pixel positions, which dlib rounds to whole pixels).
 
 The HOG detector's window is 80×80 pixels: the smallest face it finds is about
 80·W/detect_width pixels wide in a frame W pixels wide (240 px at 1080p with the
@@ -26,6 +27,7 @@ import numpy as np
 from syncvid.atomic import atomic_path
 from syncvid.face.align import anchors_from_68
 from syncvid.face.backends import FaceBackend, FaceBackendError, FaceObservation
+from syncvid.face.ert import ShapePredictor, load_ert_model
 from syncvid.face.landmarks import Box, box_center, follow_box, predictor_box_from_68, reference_box_from_68
 from syncvid.media.picture import Picture, as_picture
 
@@ -94,11 +96,10 @@ def margin_to_score(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-float(margin)))
 
 
-def _rect(box: Box):
-    import dlib
-
+def _rect_corners(box: Box) -> tuple[int, int, int, int]:
+    """The whole-pixel rectangle (left, top, right, bottom) dlib's predictor is given for `box`."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    return dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
 class DlibBackend(FaceBackend):
@@ -131,8 +132,8 @@ class DlibBackend(FaceBackend):
         path = predictor_path()
         self._detector = load_face_detector()
         try:
-            self._predictor = dlib.shape_predictor(str(path))
-        except RuntimeError as exc:
+            self._predictor = ShapePredictor(load_ert_model(path, cache_dir()))
+        except (OSError, ValueError) as exc:
             raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
 
     def _require(self) -> None:
@@ -140,18 +141,15 @@ class DlibBackend(FaceBackend):
             raise RuntimeError("DlibBackend.setup() must be called before use")
 
     def _landmarks(self, image: Picture | np.ndarray, box: Box) -> np.ndarray:
-        import dlib
-
         picture = as_picture(image)
-        rect = _rect(box)
-        margin = _PREDICTOR_MARGIN * max(rect.width(), rect.height())
-        pixels, ox, oy = picture.rgb_region(rect.left() - margin, rect.top() - margin,
-                                            rect.right() + 1 + margin, rect.bottom() + 1 + margin)
+        left, top, right, bottom = _rect_corners(box)
+        margin = _PREDICTOR_MARGIN * max(right - left + 1, bottom - top + 1)
+        pixels, ox, oy = picture.rgb_region(left - margin, top - margin, right + 1 + margin, bottom + 1 + margin)
         if pixels.size == 0:  # a box entirely outside the frame: the predictor reads nothing but zeros
             pixels, ox, oy = picture.rgb(), 0, 0
-        shape = self._predictor(pixels, dlib.rectangle(rect.left() - ox, rect.top() - oy,
-                                                       rect.right() - ox, rect.bottom() - oy))
-        return np.array([(p.x + ox, p.y + oy) for p in shape.parts()], dtype=np.float32)
+        lm = self._predictor(pixels, (left - ox, top - oy, right - ox, bottom - oy))
+        lm += np.array([ox, oy], dtype=np.float32)
+        return lm
 
     def _observe(self, picture: Picture, box: Box, score: float, key: dict | None = None) -> FaceObservation:
         lm = self._landmarks(picture, box)

@@ -179,11 +179,14 @@ class DlibLandmarker:
     """
 
     def __init__(self, detect_width: int = 320, redetect_every: int = 10) -> None:
-        import dlib  # local import: only clips without landmarks need dlib here
+        import dlib  # local imports: only clips without landmarks need dlib here
+
+        from syncvid.face.dlib_backend import cache_dir, load_face_detector
+        from syncvid.face.ert import ShapePredictor, load_ert_model
 
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(dlib_predictor_path()))
+        self._detector = load_face_detector()
+        self._predictor = ShapePredictor(load_ert_model(dlib_predictor_path(), cache_dir()))
         self.detect_width = detect_width
         self.redetect_every = max(1, redetect_every)
 
@@ -216,6 +219,5 @@ class DlibLandmarker:
             b = boxes[i] if boxes[i] is not None else first
             if b is None:
                 continue
-            shape = self._predictor(np.ascontiguousarray(frame), b)
-            out[i] = [(p.x, p.y) for p in shape.parts()]
+            out[i] = self._predictor(frame, (b.left(), b.top(), b.right(), b.bottom()))
         return out

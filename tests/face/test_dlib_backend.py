@@ -34,14 +34,6 @@ def own_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-@pytest.fixture
-def media_or_none(request):
-    try:
-        return request.getfixturevalue("shared_media")
-    except pytest.skip.Exception:
-        return None
-
-
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SYNCVID_CACHE_DIR", str(tmp_path / "a"))
     assert cache_dir() == tmp_path / "a"
