@@ -1,25 +1,26 @@
 """dlib's 68-point shape predictor, read from dlib's own model file and run as compiled loops.
 
 The predictor is an ensemble of regression trees (Kazemi & Sullivan 2014): starting from the
-mean shape placed in the face box, each of 15 cascade levels samples 400 pixels at positions
+mean shape placed in the face box, each of 15 cascade levels samples 500 pixels at positions
 tied to the current shape, walks 500 depth-4 trees on differences of those pixels and adds
-the 500 chosen leaf vectors (136 floats each) to the shape.  dlib stores every leaf as its own
-heap vector, so one call reads 7,500 scattered 544-byte blocks of a 100 MB model; on a
-processor whose last-level cache is smaller than that working set (8 MB here) it costs about
-2.7 ms.  Here the same model sits in contiguous arrays (leaves of one tree side by side), the
-loops are compiled by numba, and a call costs well under a millisecond.
+the 500 chosen leaf vectors (136 floats each) to the shape.  dlib keeps every leaf in a heap
+allocation of its own, so one call waits on 7,500 scattered 544-byte reads from a 65 MB set of
+leaves: about 3 ms on a processor with an 8 MB last-level cache.  Here the leaves of one tree
+lie side by side, the loops are compiled by numba and eight leaves are read in one pass
+(`ert_kernels.add_leaves`), so that their cache misses overlap: about 1.5 ms.
 
 What is computed is dlib's algorithm step for step (`dlib/image_processing/shape_predictor.h`):
 the similarity transform from the mean shape to the current shape (Umeyama's least squares,
 here in its closed 2-D form), feature pixels rounded to the nearest pixel and read as
 (R + G + B) / 3 in integers, 0 outside the image, splits `f[a] - f[b] > threshold` going to
-child 2i+1, else 2i+2.  Unlike dlib, the result is not rounded to whole pixels: landmarks come
-back as float32 sub-pixel positions (dlib's integers are these values rounded).
+child 2i+1, else 2i+2, leaves added in tree order.  Unlike dlib, the result is not rounded to
+whole pixels: landmarks come back as float32 sub-pixel positions (dlib's integers are these
+values rounded).
 
 The model file is parsed once (dlib's serialisation: integers as a length byte with a sign bit
 followed by little-endian bytes, floats as mantissa and binary exponent, matrices as their
 negated sizes followed by the values) and kept in the cache folder as arrays, which load in
-milliseconds.
+a tenth of a second.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from syncvid.atomic import atomic_path
 __all__ = ["ErtModel", "parse_dlib_shape_predictor", "load_ert_model", "predict_shape"]
 
 # Written into the cached arrays' file name: bump when the layout changes.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -112,26 +113,45 @@ def parse_dlib_shape_predictor(path: str | os.PathLike) -> ErtModel:
 
 def load_ert_model(path: str | os.PathLike, cache: Path | None) -> ErtModel:
     """The model of `path`, from its arrays in `cache` when they are there (else parsed and
-    saved there, atomically; an unwritable or damaged cache only costs the parse)."""
+    saved there, atomically; an unwritable or damaged cache only costs the parse).
+
+    The leaves (99 % of the model) are kept in a `.npy` file of their own and mapped, not
+    read: worker processes on one machine share one copy of them in memory."""
     path = Path(path)
     stat = path.stat()
-    name = f"ert{_CACHE_VERSION}-{path.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
-    fields = ErtModel.__dataclass_fields__
-    if cache is not None and (cache / name).is_file():
-        try:
-            with np.load(cache / name) as data:
-                return ErtModel(**{k: np.ascontiguousarray(data[k]) for k in fields})
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # damaged: parsed again and rewritten below
-    model = parse_dlib_shape_predictor(path)
+    base = f"ert{_CACHE_VERSION}-{path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     if cache is not None:
-        try:
-            with atomic_path(cache / name) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, **model.arrays())
-        except OSError:
-            pass
-    return model
+        model = _load_cached(cache / f"{base}.leaves.npy", cache / f"{base}.npz")
+        if model is not None:
+            return model
+    model = parse_dlib_shape_predictor(path)
+    if cache is None:
+        return model
+    try:
+        with atomic_path(cache / f"{base}.leaves.npy") as tmp:
+            with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a name
+                np.save(fh, model.leaves)
+        with atomic_path(cache / f"{base}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **{k: v for k, v in model.arrays().items() if k != "leaves"})
+    except OSError:
+        return model
+    return _load_cached(cache / f"{base}.leaves.npy", cache / f"{base}.npz") or model
+
+
+def _load_cached(leaves_path: Path, rest_path: Path) -> ErtModel | None:
+    if not (leaves_path.is_file() and rest_path.is_file()):
+        return None
+    try:
+        leaves = np.load(leaves_path, mmap_mode="r")
+        with np.load(rest_path) as data:
+            rest = {k: np.ascontiguousarray(data[k]) for k in ErtModel.__dataclass_fields__ if k != "leaves"}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # damaged: parsed again and rewritten
+    levels_trees = rest["split_thresholds"].shape[:2]
+    if leaves.ndim != 4 or leaves.shape[:2] != levels_trees or leaves.shape[3] != rest["initial_shape"].shape[0]:
+        return None
+    return ErtModel(leaves=leaves, **rest)
 
 
 class ShapePredictor:

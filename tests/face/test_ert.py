@@ -156,8 +156,9 @@ def test_the_model_is_parsed_once_then_loaded_from_the_cache(tmp_path, monkeypat
     path, _ = _two_point_model(tmp_path)
     cache = tmp_path / "cache"
     first = load_ert_model(path, cache)
-    saved = list(cache.glob("ert*-two_points-*.npz"))
-    assert len(saved) == 1 and not list(cache.glob(".*.part"))
+    assert len(list(cache.glob("ert*-two_points-*.npz"))) == 1
+    assert len(list(cache.glob("ert*-two_points-*.leaves.npy"))) == 1
+    assert not list(cache.glob(".*.part"))
 
     def no_parse(_):
         raise AssertionError("parsed again instead of loaded")
@@ -166,13 +167,16 @@ def test_the_model_is_parsed_once_then_loaded_from_the_cache(tmp_path, monkeypat
     again = load_ert_model(path, cache)
     for name, value in first.arrays().items():
         np.testing.assert_array_equal(getattr(again, name), value)
+    assert isinstance(again.leaves, np.memmap)  # mapped: processes share one copy
 
 
-def test_a_damaged_cache_is_parsed_again_and_rewritten(tmp_path):
+@pytest.mark.parametrize("damaged", ["*.npz", "*.leaves.npy"])
+
+def test_a_damaged_cache_is_parsed_again_and_rewritten(tmp_path, damaged):
     path, _ = _two_point_model(tmp_path)
     cache = tmp_path / "cache"
     load_ert_model(path, cache)
-    (saved,) = cache.glob("ert*.npz")
+    (saved,) = cache.glob(damaged)
     saved.write_bytes(b"damaged")
     model = load_ert_model(path, cache)
     assert model.num_parts == 2 and saved.stat().st_size > 100
