@@ -133,6 +133,8 @@ class DlibBackend(FaceBackend):
         self._detector = load_face_detector()
         try:
             self._predictor = ShapePredictor(load_ert_model(path, cache_dir()))
+        except ImportError as exc:  # pragma: no cover - numba is a hard dependency
+            raise FaceBackendError(f"the dlib face backend's landmark predictor needs numba (pip install numba): {exc}") from exc
         except (OSError, ValueError) as exc:
             raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
 
