@@ -260,11 +260,9 @@ def predict(image, box, initial, ref_centred, ref_sigma, split_features, split_t
                 feat[f] = np.float32(0.0)
         for t in range(T):
             i = 0
-            while i < S:
-                if feat[split_features[c, t, i, 0]] - feat[split_features[c, t, i, 1]] > split_thresholds[c, t, i]:
-                    i = 2 * i + 1
-                else:
-                    i = 2 * i + 2
+            while i < S:  # left child 2i+1 when the split holds, else 2i+2 (no branch to mispredict)
+                goes_left = feat[split_features[c, t, i, 0]] - feat[split_features[c, t, i, 1]] > split_thresholds[c, t, i]
+                i = 2 * i + 2 - np.int64(goes_left)
             chosen[t] = i - S
         add_leaves(shape, leaves[c], chosen)
     for i in range(P):
