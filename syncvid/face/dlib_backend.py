@@ -91,6 +91,17 @@ def load_face_detector():
     return detector
 
 
+def load_shape_predictor() -> ShapePredictor:
+    """The 68-point predictor of `face_recognition_models`, its arrays from `cache_dir()`."""
+    path = predictor_path()
+    try:
+        return ShapePredictor(load_ert_model(path, cache_dir()))
+    except ImportError as exc:  # pragma: no cover - numba is a hard dependency
+        raise FaceBackendError(f"the 68-point landmark predictor needs numba (pip install numba): {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
+
+
 def margin_to_score(margin: float) -> float:
     """dlib's SVM margin → [0, 1] (logistic; the detector's own threshold 0 maps to 0.5)."""
     return 1.0 / (1.0 + math.exp(-float(margin)))
@@ -129,14 +140,8 @@ class DlibBackend(FaceBackend):
             import dlib
         except ImportError as exc:  # pragma: no cover - dlib is a hard dependency
             raise FaceBackendError("the dlib face backend needs dlib (pip install dlib-bin)") from exc
-        path = predictor_path()
         self._detector = load_face_detector()
-        try:
-            self._predictor = ShapePredictor(load_ert_model(path, cache_dir()))
-        except ImportError as exc:  # pragma: no cover - numba is a hard dependency
-            raise FaceBackendError(f"the dlib face backend's landmark predictor needs numba (pip install numba): {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
+        self._predictor = load_shape_predictor()
 
     def _require(self) -> None:
         if self._predictor is None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from syncvid.atomic import atomic_path
 
-__all__ = ["ErtModel", "parse_dlib_shape_predictor", "load_ert_model", "predict_shape"]
+__all__ = ["ErtModel", "ShapePredictor", "parse_dlib_shape_predictor", "load_ert_model"]
 
 # Written into the cached arrays' file name: bump when the layout changes.
 _CACHE_VERSION = 2
@@ -180,7 +180,3 @@ class ShapePredictor:
                       m.split_features, m.split_thresholds, m.leaves, m.anchors, m.deltas, out)
         return out
 
-
-def predict_shape(model: ErtModel, image: np.ndarray, box) -> np.ndarray:
-    """One-off prediction (builds a `ShapePredictor`)."""
-    return ShapePredictor(model)(image, box)

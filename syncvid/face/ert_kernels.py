@@ -66,15 +66,16 @@ def read_matrix(buf, pos, out):
 
 @_checked_jit
 def skip_tree(buf, pos):
-    n, pos = read_int(buf, pos)
-    for _ in range(n):
+    """(splits, leaves, position after the tree)."""
+    splits, pos = read_int(buf, pos)
+    for _ in range(splits):
         _, pos = read_int(buf, pos)
         _, pos = read_int(buf, pos)
         _, pos = read_float(buf, pos)
-    n, pos = read_int(buf, pos)
-    for _ in range(n):
+    leaves, pos = read_int(buf, pos)
+    for _ in range(leaves):
         pos = skip_matrix(buf, pos)
-    return pos
+    return splits, leaves, pos
 
 
 @_checked_jit
@@ -88,21 +89,13 @@ def model_sizes(buf):
     for _ in range(p2):
         _, pos = read_float(buf, pos)
     levels, pos = read_int(buf, pos)
-    trees, pos = read_int(buf, pos)
-    start = pos
-    splits, pos = read_int(buf, pos)
-    for _ in range(splits):
-        _, pos = read_int(buf, pos)
-        _, pos = read_int(buf, pos)
-        _, pos = read_float(buf, pos)
-    leaves, pos = read_int(buf, pos)
-    pos = start
-    for _ in range(trees):
-        pos = skip_tree(buf, pos)
-    for _ in range(1, levels):
+    trees, splits, leaves = 0, 0, 0
+    for c in range(levels):
         n, pos = read_int(buf, pos)
-        for _ in range(n):
-            pos = skip_tree(buf, pos)
+        for t in range(n):
+            s, l, pos = skip_tree(buf, pos)
+            if c == 0 and t == 0:
+                trees, splits, leaves = n, s, l
     _, pos = read_int(buf, pos)  # number of anchor lists
     features, pos = read_int(buf, pos)
     return np.array([levels, trees, splits, leaves, p2, features], np.int64)

@@ -19,9 +19,6 @@ predictor shipped in `face_recognition_models`) serves clips that come without l
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from syncvid.sync.offset import OffsetEstimate, estimate_offset
@@ -35,7 +32,6 @@ __all__ = [
     "context_window",
     "landmark_offset",
     "DlibLandmarker",
-    "dlib_predictor_path",
 ]
 
 SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
@@ -158,18 +154,6 @@ def landmark_offset(
     return estimate_offset(mouth, ctx, max_shift, min_overlap=min(min_overlap, max(8, t // 2)))
 
 
-def dlib_predictor_path() -> Path:
-    """The 68-point shape predictor shipped in the `face_recognition_models` package."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the face_recognition_models package is not installed (pip install face_recognition_models)")
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "models" / "shape_predictor_68_face_landmarks.dat"
-        if path.is_file():
-            return path
-    raise RuntimeError("face_recognition_models has no models/shape_predictor_68_face_landmarks.dat")
-
-
 class DlibLandmarker:
     """68-point landmarks for a sequence of RGB frames with one face.
 
@@ -181,12 +165,11 @@ class DlibLandmarker:
     def __init__(self, detect_width: int = 320, redetect_every: int = 10) -> None:
         import dlib  # local imports: only clips without landmarks need dlib here
 
-        from syncvid.face.dlib_backend import cache_dir, load_face_detector
-        from syncvid.face.ert import ShapePredictor, load_ert_model
+        from syncvid.face.dlib_backend import load_face_detector, load_shape_predictor
 
         self._dlib = dlib
         self._detector = load_face_detector()
-        self._predictor = ShapePredictor(load_ert_model(dlib_predictor_path(), cache_dir()))
+        self._predictor = load_shape_predictor()
         self.detect_width = detect_width
         self.redetect_every = max(1, redetect_every)
 
