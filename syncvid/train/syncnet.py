@@ -19,8 +19,6 @@ config (`load_stable_syncnet(path, cfg.model)`).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,19 +26,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from syncvid.atomic import atomic_path
 from syncvid.config import save_config
 from syncvid.data.fileslist import resolve_clip_paths
 from syncvid.data.syncnet_dataset import SyncNetDataset
 from syncvid.sync.stable_syncnet import StableSyncNet
+from syncvid.train.common import (
+    EpochSampler,
+    TrainingSetupError,
+    amp_settings,
+    autocast,
+    pick_device,
+    save_checkpoint,
+    split_holdout,
+)
 
 __all__ = [
     "TrainingSetupError",
@@ -61,10 +67,6 @@ log = logging.getLogger(__name__)
 
 VAL_FRACTION = 0.1
 MAX_VAL_BATCH = 40  # the reference caps validation batches at 640 frames (40 windows of 16)
-
-
-class TrainingSetupError(RuntimeError):
-    """The run cannot start: bad data, a config that does not fit the data, a bad checkpoint."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -88,47 +90,6 @@ def cosine_bce_loss(vision_embeds: torch.Tensor, audio_embeds: torch.Tensor, y: 
     """Mean BCE between the cosine similarity and the labels y ([B] or [B, 1])."""
     scores = sync_scores(vision_embeds, audio_embeds)
     return F.binary_cross_entropy(scores, y.reshape(-1).float())
-
-
-def split_holdout(paths: Sequence[str], fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(train, held out): a fixed `fraction` (at least one) of the clips, chosen by hash.
-
-    The choice depends only on each path and the seed, never on the list's order.
-    With fewer than two clips nothing is held out.
-    """
-    if len(paths) < 2:
-        return list(paths), []
-    count = max(1, int(round(fraction * len(paths))))
-    ranked = sorted(paths, key=lambda p: hashlib.sha1(f"{seed}\0{p}".encode()).hexdigest())
-    held = set(ranked[:count])
-    return [p for p in paths if p not in held], [p for p in paths if p in held]
-
-
-class EpochSampler(Sampler[int]):
-    """Endless sample indices: epoch e visits e·n + (a seeded permutation of 0..n−1).
-
-    Starting at sample `start` (= steps done × batch size) a resumed run sees the same
-    indices an uninterrupted one would; the dataset turns each index into a sample.
-    """
-
-    def __init__(self, num_items: int, seed: int, start: int = 0) -> None:
-        if num_items <= 0:
-            raise ValueError("EpochSampler needs at least one item")
-        self.num_items = num_items
-        self.seed = seed
-        self.start = start
-
-    def __iter__(self) -> Iterator[int]:
-        k = self.start
-        epoch, pos = divmod(k, self.num_items)
-        while True:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
-            for p in range(pos, self.num_items):
-                yield epoch * self.num_items + int(order[p])
-            epoch, pos = epoch + 1, 0
-
-    def __len__(self) -> int:  # the DataLoader asks; the stream itself is endless
-        return sys.maxsize
 
 
 def prepare_batch(batch: dict[str, Any], device: torch.device, lower_half: bool) -> tuple[torch.Tensor, ...]:
@@ -162,12 +123,6 @@ class Validation:
     num_samples: int
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @torch.no_grad()
 def validate(
     model: StableSyncNet,
@@ -183,7 +138,7 @@ def validate(
     try:
         for batch in loader:
             frames, mel, y = prepare_batch(batch, device, lower_half)
-            with _autocast(device, amp_dtype):
+            with autocast(device, amp_dtype):
                 vision, audio = model(frames, mel)
             scores = sync_scores(vision, audio)
             total_loss += float(F.binary_cross_entropy(scores, y, reduction="sum"))
@@ -194,13 +149,6 @@ def validate(
     if count == 0:
         raise RuntimeError("validation produced no samples")
     return total_loss / count, correct / count, count
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """torch.save to a temporary name in the same folder, then rename onto `path`."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,21 +166,6 @@ class TrainResult:
     validations: list[Validation] = field(default_factory=list)
     checkpoints: list[Path] = field(default_factory=list)
     samples_per_second: float = 0.0
-
-
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _amp_settings(enabled: bool, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether fp16 loss scaling is needed)."""
-    if not enabled or device.type != "cuda":
-        return None, False
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, False
-    return torch.float16, True
 
 
 def _build_datasets(cfg: Any) -> tuple[SyncNetDataset, SyncNetDataset | None]:
@@ -310,7 +243,7 @@ def train_syncnet(
         raise TrainingSetupError(
             "data.latent_space: true needs a VAE encoder, which syncvid does not ship; use a pixel-space config"
         )
-    dev = _pick_device(device)
+    dev = pick_device(device)
     seed = int(cfg.run.seed)
     torch.manual_seed(seed)
     out_dir = Path(cfg.data.train_output_dir)
@@ -347,7 +280,7 @@ def train_syncnet(
     max_steps = int(cfg.run.max_train_steps)
     batch_size = int(cfg.data.batch_size)
     num_workers = int(cfg.data.num_workers)
-    amp_dtype, use_scaler = _amp_settings(bool(cfg.run.mixed_precision_training), dev)
+    amp_dtype, use_scaler = amp_settings(bool(cfg.run.mixed_precision_training), dev)
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     max_grad_norm = float(cfg.optimizer.max_grad_norm)
     lower_half = bool(cfg.data.lower_half)
@@ -379,7 +312,7 @@ def train_syncnet(
     with open(metrics_path, "a", encoding="utf-8") as metrics:
         for batch in train_loader:
             frames, mel, y = prepare_batch(batch, dev, lower_half)
-            with _autocast(dev, amp_dtype):
+            with autocast(dev, amp_dtype):
                 vision, audio = model(frames, mel)
             loss = cosine_bce_loss(vision, audio, y)
             optimizer.zero_grad(set_to_none=True)
