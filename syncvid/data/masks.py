@@ -18,7 +18,15 @@ import numpy as np
 
 __all__ = ["MaskSpec", "lower_face_mask", "load_mask_image", "apply_mask"]
 
-_SHAPES = ("rect", "ellipse")
+_SHAPES = ("jaw", "rect", "ellipse")
+
+# The jaw shape, in fractions of its box: the sides round off as an ellipse from this height
+# down, and above this height the band between these columns (the nose) is kept.  With
+# LatentSync's box (rows 0.371-0.949, columns 0.035-0.969) this matches its mask image with an
+# intersection-over-union of 0.985 and masks 40.6 % of the image (the image: 40.7 %).
+JAW_ROUND_FROM = 0.292
+JAW_NOSE_COLUMNS = (0.289, 0.707)
+JAW_NOSE_BOTTOM = 0.230
 
 
 @dataclass(frozen=True)
@@ -26,12 +34,13 @@ class MaskSpec:
     """Where the masked region lies, in fractions of height (top, bottom) and width (left, right).
 
     `rect` masks the box [top, bottom) × [left, right).  `ellipse` masks the lower half of
-    an ellipse that hangs from the `top` row, spans left..right and reaches `bottom`
-    (the shape of a jaw).  `feather` softens the edge with a Gaussian of that many
+    an ellipse that hangs from the `top` row, spans left..right and reaches `bottom`.
+    `jaw` (LatentSync's mask, the UNet default) masks the box with its lower part rounded
+    like a chin and the nose between the cheeks left visible at the top.  `feather` softens the edge with a Gaussian of that many
     image heights (0 = a hard 0/1 mask).
     """
 
-    shape: str = "rect"
+    shape: str = "rect"  # jaw | rect | ellipse
     top: float = 0.5
     bottom: float = 1.0
     left: float = 0.0
@@ -58,8 +67,18 @@ def lower_face_mask(height: int, width: int, spec: MaskSpec = MaskSpec()) -> np.
     xs = (np.arange(width, dtype=np.float64) + 0.5)[None, :]
     top, bottom = spec.top * height, spec.bottom * height
     left, right = spec.left * width, spec.right * width
+    in_box = (ys >= top) & (ys < bottom) & (xs >= left) & (xs < right)
     if spec.shape == "rect":
-        inside = (ys >= top) & (ys < bottom) & (xs >= left) & (xs < right)
+        inside = in_box
+    elif spec.shape == "jaw":
+        box_h, box_w = bottom - top, right - left
+        round_from = top + JAW_ROUND_FROM * box_h
+        depth = np.clip((ys - round_from) / (bottom - round_from), 0.0, None)
+        half_width = (box_w / 2.0) * np.sqrt(np.clip(1.0 - depth**2, 0.0, None))
+        chin = np.abs(xs - (left + right) / 2.0) < half_width
+        nose = ((ys < top + JAW_NOSE_BOTTOM * box_h) & (xs >= left + JAW_NOSE_COLUMNS[0] * box_w)
+                & (xs < left + JAW_NOSE_COLUMNS[1] * box_w))
+        inside = in_box & chin & ~nose
     else:
         cx, rx = (left + right) / 2.0, (right - left) / 2.0
         ry = bottom - top

@@ -1,8 +1,10 @@
 """UNet training samples: a window of frames, its masked copy, a reference window, the mel.
 
-Each sample picks a window start s in [num_frames//2, T − num_frames − num_frames//2]
-(as LatentSync does) and a reference window of the same clip that does not overlap it
-(its start r satisfies |r − s| ≥ num_frames).  A clip therefore needs 3·num_frames frames.
+Each sample picks a window start s uniformly in [0, T − num_frames] (`data.window_rule:
+full`, LatentSync's rule since its 1.5 release; `inset` keeps the older
+[num_frames//2, T − num_frames − num_frames//2]) and a reference window of the same clip
+that does not overlap it (its start r satisfies |r − s| ≥ num_frames).  A clip needs
+3·num_frames frames, as in LatentSync.
 
 Sample (LatentSync's keys):
   gt_pixel_values      float32 [f, 3, r, r] in [-1, 1]
@@ -10,6 +12,9 @@ Sample (LatentSync's keys):
   masks                float32 [f, 1, r, r]: 1 = kept, 0 = masked (to be generated)
   ref_pixel_values     float32 [f, 3, r, r], the reference window, unmasked
   mel                  float32 [1, num_mels, mel_window] under frames [s, s+f)
+  audio_embeds         float32 [f, 10·(layers+1), D]: Whisper conditioning of the window
+                       (only when the dataset is given `audio_features`; computed and cached
+                       per clip in the worker process)
   video_path, start_idx (s), ref_start_idx (r)
 
 The mask is, in order of precedence: the `mask` argument (a `MaskSpec` or an [r, r]
@@ -27,8 +32,11 @@ import torch
 from syncvid.data.clip_dataset import ClipDataset, option
 from syncvid.data.masks import MaskSpec, apply_mask, load_mask_image, lower_face_mask
 from syncvid.data.mel import MelParams
+from syncvid.data.unet_audio import AudioFeatures
 
-__all__ = ["UNetDataset", "reference_starts"]
+__all__ = ["UNetDataset", "reference_starts", "WINDOW_RULES"]
+
+WINDOW_RULES = ("full", "inset")
 
 _MASK_KEYS = ("shape", "top", "bottom", "left", "right", "feather")
 
@@ -55,9 +63,14 @@ class UNetDataset(ClipDataset):
         seed: int | None = None,
         mel_params: MelParams | None = None,
         mask: MaskSpec | np.ndarray | None = None,
+        audio_features: AudioFeatures | None = None,
     ) -> None:
         super().__init__(cfg, split, paths=paths, num_samples=num_samples, seed=seed, mel_params=mel_params)
         self.mask = self._build_mask(cfg.data, mask)
+        self.window_rule = str(option(cfg.data, "window_rule", "full"))
+        if self.window_rule not in WINDOW_RULES:
+            raise ValueError(f"data.window_rule must be one of {', '.join(WINDOW_RULES)}, got {self.window_rule!r}")
+        self.audio_features = audio_features
 
     def _build_mask(self, data: Any, mask: MaskSpec | np.ndarray | None) -> np.ndarray:
         r = self.resolution
@@ -78,14 +91,14 @@ class UNetDataset(ClipDataset):
 
     def choose_windows(self, num_video_frames: int, last_start: int, rng: np.random.Generator) -> tuple[int, int]:
         """(window start, reference start) for one sample; a pure function of its inputs."""
-        half = self.num_frames // 2
-        hi = min(num_video_frames - self.num_frames - half, last_start)
-        if hi < half:
+        lo = self.num_frames // 2 if self.window_rule == "inset" else 0
+        hi = min(num_video_frames - self.num_frames - lo, last_start)
+        if hi < lo:
             raise ValueError(
-                f"clip of {num_video_frames} frames has no window start in [{half}, {hi}] "
+                f"clip of {num_video_frames} frames has no window start in [{lo}, {hi}] "
                 f"(needs {self.min_frames} frames with audio)"
             )
-        start = int(rng.integers(half, hi + 1))
+        start = int(rng.integers(lo, hi + 1))
         ref_start = int(rng.choice(reference_starts(num_video_frames, self.num_frames, start)))
         return start, ref_start
 
@@ -96,7 +109,7 @@ class UNetDataset(ClipDataset):
         start, ref_start = self.choose_windows(clip.num_frames, self.last_start(clip, mel), rng)
         gt, ref = self.pixels_at(clip, start, ref_start)
         masked, masks = apply_mask(gt, self.mask)
-        return {
+        sample = {
             "gt_pixel_values": torch.from_numpy(gt),
             "masked_pixel_values": torch.from_numpy(masked),
             "ref_pixel_values": torch.from_numpy(ref),
@@ -106,3 +119,6 @@ class UNetDataset(ClipDataset):
             "start_idx": start,
             "ref_start_idx": ref_start,
         }
+        if self.audio_features is not None:
+            sample["audio_embeds"] = self.audio_features.window(clip.path, start, self.num_frames)
+        return sample

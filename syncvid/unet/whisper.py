@@ -122,12 +122,15 @@ class WhisperAudioEncoder(nn.Module):
     def from_dims(cls, n_mels: int = 80, n_audio_ctx: int = 1500, n_audio_state: int = 384, n_audio_head: int = 6,
                   n_audio_layer: int = 4, seed: int = 0) -> "WhisperAudioEncoder":
         """A randomly initialised encoder (tests, CPU configs); the same seed gives the same weights."""
-        gen = torch.Generator().manual_seed(int(seed))
-        model = cls(n_mels, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer)
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name.endswith("weight") and p.dim() > 1:
-                    p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p[0].numel()))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = cls(n_mels, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer)
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if p.dim() > 1:
+                        p.copy_(torch.randn(p.shape) / math.sqrt(p[0].numel()))
+                    elif name.endswith("bias"):
+                        p.copy_(torch.randn(p.shape) * 0.02)
         return model
 
     @classmethod

@@ -53,12 +53,22 @@ def test_syncnet_window_choice_properties(syncnet_cfg, clip_dir):
     assert 150 < aligned < 250  # 50/50
 
 
-def test_unet_window_choice_properties(unet_cfg, clip_dir):
-    ds = UNetDataset(unet_cfg(_talk(clip_dir)))
+@pytest.mark.parametrize("rule,lo,hi", [("full", 0, 44), ("inset", 8, 60 - 16 - 8)])
+def test_unet_window_choice_properties(unet_cfg, clip_dir, rule, lo, hi):
+    ds = UNetDataset(unet_cfg(_talk(clip_dir), f"data.window_rule={rule}"))
+    starts = set()
     for i in range(300):
         start, ref = ds.choose_windows(60, 44, np.random.default_rng(i))
-        assert 8 <= start <= 60 - 16 - 8
+        assert lo <= start <= hi
         assert abs(ref - start) >= 16 and 0 <= ref <= 44
+        assert (start, ref) == ds.choose_windows(60, 44, np.random.default_rng(i))
+        starts.add(start)
+    assert min(starts) == lo and max(starts) == hi  # the whole range is drawn
+
+
+def test_unet_window_rule_is_checked(unet_cfg, clip_dir):
+    with pytest.raises(Exception, match="window_rule must be one of full, inset"):
+        UNetDataset(unet_cfg(_talk(clip_dir), "data.window_rule=middle"))
 
 
 # ---- samples ---------------------------------------------------------------------------
@@ -111,8 +121,29 @@ def test_unet_sample(unet_cfg, clip_dir):
     assert s["mel"].shape == (1, 80, 52)
     assert abs(s["ref_start_idx"] - s["start_idx"]) >= f
     torch.testing.assert_close(s["masked_pixel_values"], s["gt_pixel_values"] * s["masks"])
-    assert float(s["masks"][:, :, : RES // 2].min()) == 1.0 and float(s["masks"][:, :, RES // 2 :].max()) == 0.0
+    # LatentSync's jaw mask by default: the upper face is kept, mouth and chin are masked
+    assert float(s["masks"][:, :, : int(0.37 * RES)].min()) == 1.0
+    assert float(s["masks"][:, :, int(0.6 * RES):int(0.9 * RES), RES // 2].max()) == 0.0
     assert s["video_path"].endswith(".mp4")
+    assert "audio_embeds" not in s
+
+
+def test_unet_sample_with_whisper_conditioning(unet_cfg, clip_dir, tmp_path):
+    from syncvid.data.unet_audio import AudioEncoderSpec, AudioFeatures
+
+    spec = AudioEncoderSpec(source="random", width=32, num_layers=1, num_heads=2, seed=3)
+    features = AudioFeatures(spec, tmp_path / "embeds")
+    ds = UNetDataset(unet_cfg(_talk(clip_dir)), audio_features=features)
+    s = ds[1]
+    assert s["audio_embeds"].shape == (16, 10 * 2, 32) and s["audio_embeds"].dtype == torch.float32
+    direct = spec.build().frame_features(features.embeddings(s["video_path"]), range(s["start_idx"], s["start_idx"] + 16))
+    torch.testing.assert_close(s["audio_embeds"], direct)
+    assert len(list((tmp_path / "embeds").glob("*_embeds.npz"))) == 1
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(ds))  # what a DataLoader worker receives: no encoder inside
+    assert clone.audio_features._encoder is None
+    torch.testing.assert_close(clone[1]["audio_embeds"], s["audio_embeds"])
 
 
 def test_unet_mask_from_spec_and_image(unet_cfg, clip_dir, tmp_path):
