@@ -98,7 +98,10 @@ def _normalise(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     p = np.asarray(points, dtype=np.float64)
     c = p.mean(axis=0)
     q = p - c
-    s = math.sqrt(float(np.mean(q * q)))  # = np.std(q): q is centred
+    # The sample standard deviation of all coordinates (n - 1 in the denominator, torch.std's
+    # default), as LatentSync normalises; the transform only uses a ratio of two of them, but the
+    # nose bias is in these units.
+    s = math.sqrt(float(np.sum(q * q)) / (q.size - 1))
     if not math.isfinite(s) or s <= 1e-12:
         raise ValueError("degenerate point set: all points coincide")
     return q / s, c, s
@@ -133,7 +136,7 @@ def _similarity(p1: np.ndarray, c1: np.ndarray, s1: float, p2: np.ndarray, c2: n
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2×3 matrix M of the similarity transform taking `src` points onto `dst`.
 
-    Normalised Procrustes: both sets are centred and divided by the standard
+    Normalised Procrustes: both sets are centred and divided by the (sample) standard
     deviation of all their coordinates; the rotation is the one the SVD of
     srcᵀ·dst gives, with the last column of V flipped when the result would be a
     reflection (`best_rotation`); M = [(s_dst/s_src)·R | c_dst − (s_dst/s_src)·R·c_src].

@@ -185,10 +185,16 @@ class SyncNetBackend(SyncBackend):
     def measure(self, inp: SyncInput, max_shift: int) -> tuple[OffsetEstimate, dict]:
         if self.model is None:
             raise RuntimeError("SyncNetBackend.setup() was not called")
+        hop = inp.sample_rate // 25
+        # Windows only where video and audio both exist, as the reference cuts a clip to
+        # min(frames, samples / 640) (too few left: keep the clip whole and let zeros pad).
+        covered = max(0, (len(inp.source_audio) - inp.audio_start_sample) // hop)
+        if self.min_frames <= covered < inp.num_frames:
+            inp = SyncInput(inp.frames[:covered], None if inp.landmarks is None else inp.landmarks[:covered],
+                            inp.source_audio, inp.audio_start_sample, inp.sample_rate)
         lm = self.landmarks_for(inp)
         crops = syncnet_crops(inp.frames, syncnet_face_box(lm))
         t = inp.num_frames
-        hop = inp.sample_rate // 25
         j0, j1, s0 = context_window(len(inp.source_audio), inp.audio_start_sample, t, max_shift, hop)
         # audio window for context frame j needs 5 frames of audio: MFCC columns [4j, 4j+20)
         seg = float_to_int16_scale(inp.source_audio[s0 : s0 + (j1 - j0) * hop])

@@ -134,6 +134,16 @@ def test_nose_bias_and_blend():
     np.testing.assert_allclose(blend_bias(np.array([1.0, 1.0]), np.array([0.0, 2.0])), [0.2, 1.8])
 
 
+def test_nose_bias_uses_the_sample_standard_deviation():
+    """LatentSync normalises with torch.std (n - 1 over the 6 coordinates): a hand-computed case."""
+    dst = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 2.0]])
+    src = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0]])
+    # dst: centre (1, 2/3), centred coords sum of squares 1+1+0 + 4/9+4/9+16/9 = 14/3; s = sqrt(14/15)
+    # src: centre (1, 1/3), sum of squares 2 + 1/9+1/9+4/9 = 8/3; s = sqrt(8/15)
+    expected = np.array([0.0, (4 / 3) / np.sqrt(14 / 15) - (2 / 3) / np.sqrt(8 / 15)])
+    np.testing.assert_allclose(nose_bias(src, dst), expected, atol=1e-12)
+
+
 def test_one_euro_removes_jitter_and_follows_motion():
     rng = np.random.default_rng(0)
     f = OneEuroFilter(25.0, 2.0, 4.0)

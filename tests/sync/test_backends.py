@@ -166,6 +166,25 @@ def test_syncnet_backend_with_random_weights_runs_the_reference_rule(tmp_path):
     assert extras["sync_min_dist"] == pytest.approx(-est.curve.max())
 
 
+def test_syncnet_backend_uses_only_frames_with_audio(tmp_path):
+    from syncvid.sync.backends import SyncNetBackend
+    from syncvid.sync.syncnet_model import SyncNetV2, save_syncnet_v2
+
+    torch.manual_seed(1)
+    path = save_syncnet_v2(SyncNetV2(), tmp_path / "syncnet_v2.model")
+    backend = SyncNetBackend(replace(SyncSection(), backend="syncnet", syncnet_checkpoint=str(path), device="cpu"))
+    backend.setup()
+    clip = synthetic_clip(24, 0, seed=7, size=96, margin=0)
+    hop = 640
+    short_audio = clip.source_audio[: clip.audio_start_sample + 14 * hop + 300]  # 14 frames of audio, 24 of video
+    whole = SyncInput(clip.frames, clip.landmarks, short_audio, clip.audio_start_sample)
+    cut = SyncInput(clip.frames[:14], clip.landmarks[:14], short_audio, clip.audio_start_sample)
+    a, _ = backend.measure(whole, 3)
+    b, _ = backend.measure(cut, 3)
+    np.testing.assert_allclose(a.curve, b.curve, rtol=1e-6)
+    assert (a.offset, a.conf) == (b.offset, pytest.approx(b.conf))
+
+
 def test_syncnet_backend_missing_checkpoint_is_one_clear_error(tmp_path):
     from syncvid.sync.backends import SyncNetBackend
 
