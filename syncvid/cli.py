@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "config", required=True)
     _add_set(p)
 
+    p = sub.add_parser("train-unet", help="train the lip-sync UNet (stage 1 or 2) on pipeline output")
+    _flag(p, "config", required=True, help="UNet config, e.g. configs/unet/stage1.yaml")
+    _add_set(p)
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                   help="continue the newest run under data.train_output_dir (or RUN_DIR) exactly")
+
     p = sub.add_parser("filter", help="re-apply thresholds from recorded scores (no decoding)")
     p.add_argument("output_dir")
     _flag(p, "sync_conf_threshold", type=float)
@@ -193,6 +199,12 @@ def _cmd_train_syncnet(args) -> int:
     return train_main(args.config, args.overrides)
 
 
+def _cmd_train_unet(args) -> int:
+    from syncvid.train.unet import main as train_main
+
+    return train_main(args.config, args.overrides, resume=args.resume)
+
+
 def _cmd_filter(args) -> int:
     from syncvid.pipeline.refilter import filter_main
 
@@ -213,7 +225,7 @@ def _cmd_report(args) -> int:
 
 COMMANDS = {
     "pipeline": _cmd_pipeline, "demo": _cmd_demo, "make-sample": _cmd_make_sample, "config": _cmd_config,
-    "train-syncnet": _cmd_train_syncnet, "filter": _cmd_filter, "rescore": _cmd_rescore, "report": _cmd_report,
+    "train-syncnet": _cmd_train_syncnet, "train-unet": _cmd_train_unet, "filter": _cmd_filter, "rescore": _cmd_rescore, "report": _cmd_report,
 }
 
 

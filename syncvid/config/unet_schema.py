@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 
+MASK_SHAPES = ("jaw", "rect", "ellipse")
+WINDOW_RULES = ("full", "inset")
+
+
 @dataclass
 class MaskSection:
     """The generated lower-face mask, in fractions of the image (see syncvid.data.masks.MaskSpec)."""
 
-    shape: str = "rect"  # rect | ellipse
+    shape: str = "jaw"  # jaw | rect | ellipse
     top: float = 0.5
     bottom: float = 1.0
     left: float = 0.0
@@ -23,8 +27,8 @@ class MaskSection:
 
     def check_values(self) -> List[str]:
         problems = []
-        if self.shape not in ("rect", "ellipse"):
-            problems.append(f"shape must be rect or ellipse, got {self.shape!r}")
+        if self.shape not in MASK_SHAPES:
+            problems.append(f"shape must be one of {', '.join(MASK_SHAPES)}, got {self.shape!r}")
         if not 0.0 <= self.top < self.bottom <= 1.0:
             problems.append(f"needs 0 <= top < bottom <= 1, got top={self.top}, bottom={self.bottom}")
         if not 0.0 <= self.left < self.right <= 1.0:
@@ -36,7 +40,7 @@ class MaskSection:
 
 @dataclass
 class UNetDataSection:
-    syncnet_config_path: str = "configs/syncnet/pixel.yaml"
+    syncnet_config_path: str = "configs/syncnet/pixel_attn.yaml"
     audio_config_path: str = "configs/audio.yaml"
     train_output_dir: str = "debug/unet"
     train_fileslist: str = ""
@@ -54,9 +58,16 @@ class UNetDataSection:
     audio_sample_rate: int = 16000
     video_fps: int = 25
     audio_feat_length: List[int] = field(default_factory=lambda: [2, 2])
+    window_rule: str = "full"  # full: start in [0, T - f]; inset: [f/2, T - f - f/2] (LatentSync before 1.5)
+    val_fileslist: str = ""  # held-out clips for validation losses; "" = a fixed tenth of the training clips
+    num_val_samples: int = 16
 
     def check_values(self) -> List[str]:
         problems = []
+        if self.window_rule not in WINDOW_RULES:
+            problems.append(f"window_rule must be one of {', '.join(WINDOW_RULES)}, got {self.window_rule!r}")
+        if self.num_val_samples < 0:
+            problems.append(f"num_val_samples must be >= 0, got {self.num_val_samples}")
         for name in ("num_frames", "resolution", "batch_size", "audio_sample_rate", "video_fps"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
@@ -69,8 +80,22 @@ class UNetDataSection:
 
 @dataclass
 class UNetCkptSection:
-    resume_ckpt_path: str = ""
+    """Where weights come from.  Paths that are "" are not used; a run that needs one says which."""
+
+    resume_ckpt_path: str = ""  # UNet weights and step to continue from ({"global_step", "state_dict"})
+    init_from: str = ""  # UNet weights to start from at step 0 (stage 2: the stage-1 checkpoint)
     save_ckpt_steps: int = 10000
+    vae_path: str = ""  # diffusers AutoencoderKL folder (sd-vae-ft-mse) when model.vae.source is pretrained
+    whisper_path: str = ""  # OpenAI Whisper checkpoint (tiny.pt: cross_attention_dim 384, small.pt: 768)
+    syncnet_path: str = ""  # StableSyncNet checkpoint for the sync loss; "" = the SyncNet config's inference_ckpt_path
+    lpips_vgg_path: str = ""  # torchvision VGG16 weights for the LPIPS loss
+    lpips_lin_path: str = ""  # LPIPS linear layers (vgg.pth, v0.1)
+    trepa_path: str = ""  # VideoMAEv2 ViT-g checkpoint for the TREPA loss
+
+    def check_values(self) -> List[str]:
+        if self.save_ckpt_steps <= 0:
+            return [f"save_ckpt_steps must be positive, got {self.save_ckpt_steps}"]
+        return []
 
 
 @dataclass
@@ -80,7 +105,7 @@ class UNetRunSection:
     sync_loss_weight: float = 0.05
     perceptual_loss_weight: float = 0.1
     recon_loss_weight: float = 1.0
-    guidance_scale: float = 2.0
+    guidance_scale: float = 1.5
     trepa_loss_weight: float = 10.0
     inference_steps: int = 20
     trainable_modules: List[str] = field(default_factory=list)  # empty: every module trains
@@ -91,6 +116,27 @@ class UNetRunSection:
     enable_gradient_checkpointing: bool = True
     max_train_steps: int = 10_000_000
     max_train_epochs: int = -1  # -1: no limit
+    validation_steps: int = 0  # validation losses every N steps; 0 = at every checkpoint
+
+    def check_values(self) -> List[str]:
+        problems = []
+        for name in ("sync_loss_weight", "perceptual_loss_weight", "recon_loss_weight", "trepa_loss_weight"):
+            value = getattr(self, name)
+            if not value >= 0:
+                problems.append(f"{name} must be >= 0, got {value}")
+        if self.inference_steps <= 0:
+            problems.append(f"inference_steps must be positive, got {self.inference_steps}")
+        if self.max_train_steps <= 0 and not (self.max_train_steps == -1 and self.max_train_epochs > 0):
+            problems.append(
+                f"max_train_steps must be positive (or -1 with max_train_epochs > 0), got {self.max_train_steps}"
+            )
+        if self.validation_steps < 0:
+            problems.append(f"validation_steps must be >= 0, got {self.validation_steps}")
+        return problems
+
+
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+MODEL_SOURCES = ("pretrained", "random")
 
 
 @dataclass
@@ -100,6 +146,16 @@ class UNetOptimizerSection:
     max_grad_norm: float = 1.0
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
+
+    def check_values(self) -> List[str]:
+        problems = []
+        if not self.lr > 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            problems.append(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got {self.lr_scheduler!r}")
+        if self.lr_warmup_steps < 0:
+            problems.append(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
+        return problems
 
 
 @dataclass
@@ -111,6 +167,50 @@ class MotionModuleKwargs:
     temporal_position_encoding_max_len: int = 24
     temporal_attention_dim_div: int = 1
     zero_initialize: bool = True
+
+
+@dataclass
+class VAESection:
+    """The frozen VAE.  pretrained: the diffusers folder at ckpt.vae_path; random: a small
+    randomly initialised AutoencoderKL built from the keys below (tests, CPU configs)."""
+
+    source: str = "pretrained"
+    scaling_factor: float = 0.18215
+    shift_factor: float = 0.0
+    block_out_channels: List[int] = field(default_factory=lambda: [32, 64])  # random only
+    layers_per_block: int = 1  # random only
+    latent_channels: int = 4  # random only
+    norm_num_groups: int = 8  # random only
+    seed: int = 0  # random only
+
+    def check_values(self) -> List[str]:
+        problems = []
+        if self.source not in MODEL_SOURCES:
+            problems.append(f"source must be one of {', '.join(MODEL_SOURCES)}, got {self.source!r}")
+        if not self.scaling_factor > 0:
+            problems.append(f"scaling_factor must be positive, got {self.scaling_factor}")
+        if not self.block_out_channels:
+            problems.append("block_out_channels must not be empty")
+        return problems
+
+
+@dataclass
+class AudioEncoderSection:
+    """The Whisper audio encoder.  pretrained: the checkpoint at ckpt.whisper_path; random: a
+    randomly initialised encoder of model.cross_attention_dim width (tests, CPU configs)."""
+
+    source: str = "pretrained"
+    num_layers: int = 4  # random only
+    num_heads: int = 6  # random only
+    seed: int = 0  # random only
+
+    def check_values(self) -> List[str]:
+        problems = []
+        if self.source not in MODEL_SOURCES:
+            problems.append(f"source must be one of {', '.join(MODEL_SOURCES)}, got {self.source!r}")
+        if self.num_layers <= 0 or self.num_heads <= 0:
+            problems.append(f"num_layers and num_heads must be positive, got {self.num_layers}, {self.num_heads}")
+        return problems
 
 
 @dataclass
@@ -145,6 +245,8 @@ class UNetModelSection:
     motion_module_decoder_only: bool = False
     motion_module_type: str = "Vanilla"
     motion_module_kwargs: MotionModuleKwargs = field(default_factory=MotionModuleKwargs)
+    vae: VAESection = field(default_factory=VAESection)
+    audio_encoder: AudioEncoderSection = field(default_factory=AudioEncoderSection)
 
     def check_values(self) -> List[str]:
         problems = []
