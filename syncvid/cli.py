@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                    help="continue the newest run under data.train_output_dir (or RUN_DIR) exactly")
 
+    p = sub.add_parser("lipsync", help="dub a video with a trained lip-sync UNet")
+    from syncvid.lipsync.flags import add_lipsync_flags
+
+    add_lipsync_flags(p)
+
     p = sub.add_parser("filter", help="re-apply thresholds from recorded scores (no decoding)")
     p.add_argument("output_dir")
     _flag(p, "sync_conf_threshold", type=float)
@@ -205,6 +210,12 @@ def _cmd_train_unet(args) -> int:
     return train_main(args.config, args.overrides, resume=args.resume)
 
 
+def _cmd_lipsync(args) -> int:
+    from syncvid.lipsync.dub import main as lipsync_main
+
+    return lipsync_main(args)
+
+
 def _cmd_filter(args) -> int:
     from syncvid.pipeline.refilter import filter_main
 
@@ -225,7 +236,7 @@ def _cmd_report(args) -> int:
 
 COMMANDS = {
     "pipeline": _cmd_pipeline, "demo": _cmd_demo, "make-sample": _cmd_make_sample, "config": _cmd_config,
-    "train-syncnet": _cmd_train_syncnet, "train-unet": _cmd_train_unet, "filter": _cmd_filter, "rescore": _cmd_rescore, "report": _cmd_report,
+    "train-syncnet": _cmd_train_syncnet, "train-unet": _cmd_train_unet, "lipsync": _cmd_lipsync, "filter": _cmd_filter, "rescore": _cmd_rescore, "report": _cmd_report,
 }
 
 

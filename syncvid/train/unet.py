@@ -368,6 +368,35 @@ def validation_losses(parts: UNetParts, unet: torch.nn.Module, cfg: Any, loader:
     return {f"val_{k}": v / max(1, count) for k, v in totals.items()}
 
 
+def validation_video(parts: UNetParts, unet: torch.nn.Module, cfg: Any, run_dir: Path, step: int) -> dict | None:
+    """Dub data.val_video_path with data.val_audio_path into val_videos/val_video_<step>.mp4 and
+    measure its sync with the pipeline's sync backend; None when no validation video is set."""
+    data = cfg.data
+    if not (data.val_video_path and data.val_audio_path):
+        return None
+    from syncvid.data.unet_audio import AudioEncoderSpec
+    from syncvid.lipsync.dub import LipsyncError, LipsyncModels, lipsync
+    from syncvid.lipsync.score import score_sync
+
+    was_training = unet.training
+    unet.eval()
+    out = run_dir / "val_videos" / f"val_video_{step}.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        encoder = AudioEncoderSpec.from_config(cfg).build(next(unet.parameters()).device)
+        models = LipsyncModels(unet, parts.vae, encoder, parts.schedule, cfg)
+        result = lipsync(models, data.val_video_path, data.val_audio_path, out, progress=False)
+        score = score_sync(out)
+    except (LipsyncError, ValueError, OSError) as exc:
+        log.warning("validation video at step %d failed: %s", step, exc)
+        return None
+    finally:
+        unet.train(was_training)
+    log.info("step %d: validation video %s (%d frames, %.1f frames/s): sync offset %d, confidence %.2f (%s)",
+             step, out, result.num_frames, result.frames_per_second, score.offset_frames, score.conf, score.backend)
+    return {"val_sync_conf": round(score.conf, 4), "val_sync_offset": score.offset_frames}
+
+
 def _draws_for(cfg: Any, parts: UNetParts, step: int, indices, batch: dict[str, Any]) -> StepDraws:
     _, f, _, r, _ = batch["gt_pixel_values"].shape
     down = parts.vae.downscale
@@ -565,8 +594,13 @@ def _train(cfg: Any, procs: Processes, dev: torch.device, *, progress: bool, res
             if procs.is_main and (step % save_every == 0 or last):
                 ckpt = _save_state(run_dir, step, unet, optimizer, scaler, scheduler)
                 result.checkpoints.append(ckpt)
-                _plot(metrics, run_dir)
                 log.info("saved %s", ckpt)
+                dubbed = validation_video(parts, unet, cfg, run_dir, step)
+                if dubbed is not None:
+                    assert metrics is not None
+                    metrics.write({"step": step, **dubbed})
+                    result.validations.append({"step": step, **dubbed})
+                _plot(metrics, run_dir)
             if procs.world_size > 1 and (step % save_every == 0 or last):
                 dist.barrier()
             if last:
@@ -608,11 +642,15 @@ def _plot(metrics: MetricsLog | None, run_dir: Path) -> None:
                 xs, ys = series.setdefault(key, ([], []))
                 xs.append(line["step"])
                 ys.append(value)
-    if series:
-        try:
+    sync = [(line["step"], line["val_sync_conf"]) for line in lines if "val_sync_conf" in line]
+    try:
+        if series:
             plot_curves(run_dir / "loss.png", series, title="UNet training losses", log_y=True)
-        except OSError as exc:
-            log.warning("cannot write the loss chart: %s", exc)
+        if sync:
+            plot_curves(run_dir / "sync_conf.png", {"validation video sync confidence": tuple(zip(*sync))},
+                        title="Sync confidence of the validation video")
+    except OSError as exc:
+        log.warning("cannot write the charts: %s", exc)
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import torch
 from syncvid.data.unet_audio import AudioEncoderSpec
 from syncvid.train.common import TrainingSetupError
 
-__all__ = ["UNetParts", "StartWeights", "check_config", "build_parts", "trainable_parameters", "load_syncnet_config"]
+__all__ = ["UNetParts", "StartWeights", "check_config", "build_parts", "build_vae", "trainable_parameters", "load_syncnet_config"]
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,32 @@ def _load_start_weights(unet: torch.nn.Module, cfg: Any, state_path: Path | None
     return StartWeights("random")
 
 
+def build_vae(cfg: Any, device: torch.device, dtype: torch.dtype = torch.float32):
+    """The frozen VAE of `model.vae`: the diffusers folder at ckpt.vae_path, or a small random one."""
+    from syncvid.unet.vae import LatentVAE
+
+    vae_cfg = cfg.model.vae
+    try:
+        if vae_cfg.source == "pretrained":
+            if not cfg.ckpt.vae_path:
+                raise ValueError("ckpt.vae_path is empty: set it to a diffusers AutoencoderKL folder "
+                                 "(stabilityai/sd-vae-ft-mse), or set model.vae.source=random")
+            return LatentVAE.from_folder(cfg.ckpt.vae_path, scaling_factor=float(vae_cfg.scaling_factor),
+                                         shift_factor=float(vae_cfg.shift_factor), dtype=dtype, device=device)
+        return LatentVAE.random(
+            block_out_channels=tuple(vae_cfg.block_out_channels), latent_channels=int(vae_cfg.latent_channels),
+            layers_per_block=int(vae_cfg.layers_per_block), norm_num_groups=int(vae_cfg.norm_num_groups),
+            seed=int(vae_cfg.seed), scaling_factor=float(vae_cfg.scaling_factor),
+            shift_factor=float(vae_cfg.shift_factor),
+        ).to(device=device, dtype=dtype)
+    except (ValueError, OSError, ImportError) as exc:
+        raise TrainingSetupError(f"model.vae: {exc}") from exc
+
+
 def build_parts(cfg: Any, device: torch.device, *, state_path: Path | None = None, dtype_frozen=None) -> UNetParts:
     """Build and load every network of the run on `device` (see the module docstring)."""
     from syncvid.unet import UNet3DConditionModel
     from syncvid.unet.ddim import DDIMSchedule
-    from syncvid.unet.vae import LatentVAE
 
     problems = check_config(cfg, resuming=state_path is not None)
     if problems:
@@ -201,21 +222,7 @@ def build_parts(cfg: Any, device: torch.device, *, state_path: Path | None = Non
         unet.enable_gradient_checkpointing()
     unet.to(device)
 
-    frozen_dtype = dtype_frozen or torch.float32
-    vae_cfg = cfg.model.vae
-    try:
-        if vae_cfg.source == "pretrained":
-            vae = LatentVAE.from_folder(cfg.ckpt.vae_path, scaling_factor=float(vae_cfg.scaling_factor),
-                                        shift_factor=float(vae_cfg.shift_factor), dtype=frozen_dtype, device=device)
-        else:
-            vae = LatentVAE.random(
-                block_out_channels=tuple(vae_cfg.block_out_channels), latent_channels=int(vae_cfg.latent_channels),
-                layers_per_block=int(vae_cfg.layers_per_block), norm_num_groups=int(vae_cfg.norm_num_groups),
-                seed=int(vae_cfg.seed), scaling_factor=float(vae_cfg.scaling_factor),
-                shift_factor=float(vae_cfg.shift_factor),
-            ).to(device=device, dtype=frozen_dtype)
-    except (ValueError, OSError, ImportError) as exc:
-        raise TrainingSetupError(f"model.vae: {exc}") from exc
+    vae = build_vae(cfg, device, dtype_frozen or torch.float32)
     latent_channels = int(cfg.model.in_channels - 1) // 3
     if vae.latent_channels != latent_channels or int(cfg.model.out_channels) != latent_channels:
         raise TrainingSetupError(
@@ -227,6 +234,7 @@ def build_parts(cfg: Any, device: torch.device, *, state_path: Path | None = Non
             f"data.resolution={cfg.data.resolution} is not a multiple of the VAE's downscale {vae.downscale}"
         )
     parts = UNetParts(unet=unet, vae=vae, schedule=DDIMSchedule(), start=start)
+    frozen_dtype = dtype_frozen or torch.float32
 
     if uses_sync_loss(cfg):
         from syncvid.sync.stable_syncnet import load_stable_syncnet
