@@ -168,3 +168,18 @@ def test_missing_weights_are_named_before_any_work(repo_root, clips, tmp_path, e
 def test_resume_without_a_run_is_a_clear_error(repo_root, clips, tmp_path):
     with pytest.raises(TrainingSetupError, match="no run with a training_state.pt"):
         train_unet(small(repo_root, clips, tmp_path / "empty"), progress=False, resume=True)
+
+
+def test_validation_video_is_dubbed_and_scored_at_each_checkpoint(repo_root, clips, tmp_path, sample_corpus):
+    from syncvid.media.decode import decode_audio
+
+    speech = tmp_path / "speech.mp4"
+    audio = decode_audio(sample_corpus / "talk_25fps.mp4", 16000)[0][: int(2.2 * 16000)]
+    write_clip(speech, np.zeros((55, 16, 16, 3), np.uint8), audio)
+    cfg = small(repo_root, clips, tmp_path / "val", "run.max_train_steps=2", "run.inference_steps=2",
+                f"data.val_video_path={sample_corpus / 'short_1.5s.mp4'}", f"data.val_audio_path={speech}")
+    result = train_unet(cfg, progress=False)
+    assert (result.run_dir / "val_videos" / "val_video_2.mp4").is_file()
+    scored = [m for m in metrics(result.run_dir) if "val_sync_conf" in m]
+    assert len(scored) == 1 and scored[0]["step"] == 2 and np.isfinite(scored[0]["val_sync_conf"])
+    assert (result.run_dir / "sync_conf.png").is_file()
