@@ -74,8 +74,10 @@ class FrameConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         b, c, f, h, w = x.shape
-        y = super().forward(x.transpose(1, 2).reshape(b * f, c, h, w))
-        return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
+        # Contiguous frames in, contiguous video out: oneDNN's kernels (and their backward) are
+        # much slower on the strided views a plain transpose would hand them.
+        y = super().forward(x.transpose(1, 2).reshape(b * f, c, h, w).contiguous())
+        return y.reshape(b, f, *y.shape[1:]).transpose(1, 2).contiguous()
 
 
 class ResnetBlock3D(nn.Module):
