@@ -20,6 +20,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from syncvid.torch_files import load_weights_file
+
 __all__ = ["LPIPS", "VGG_CONVS", "LPIPS_CHANNELS"]
 
 # torchvision's VGG16 `features`: (index of each conv, its output channels); a ReLU follows every
@@ -35,12 +37,7 @@ _SCALE = (0.458, 0.448, 0.450)
 
 def _load(path: str | os.PathLike, what: str) -> Mapping[str, torch.Tensor]:
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such {what} file")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
-        raise ValueError(f"{p}: not a readable torch file ({type(exc).__name__}: {exc})") from exc
+    state = load_weights_file(p, f"{what} file")
     if not isinstance(state, Mapping):
         raise ValueError(f"{p}: not a state dict")
     return state

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from syncvid.torch_files import load_weights_file
+
 __all__ = ["TREPAArch", "VideoMAEEncoder", "TREPALoss"]
 
 
@@ -151,12 +153,7 @@ class TREPALoss(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, arch: TREPAArch = TREPAArch()) -> "TREPALoss":
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"{p}: no such VideoMAEv2 checkpoint")
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a file that is not a checkpoint
-            raise ValueError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        state = load_weights_file(p, "VideoMAEv2 checkpoint")
         for key in ("model", "module"):
             if isinstance(state, Mapping) and key in state:
                 state = state[key]

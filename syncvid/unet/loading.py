@@ -27,6 +27,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from syncvid.torch_files import load_weights_file
+
 __all__ = ["LoadReport", "read_unet_checkpoint", "load_unet_weights", "count_parameters", "MODES"]
 
 MODES = ("strict", "init_stage2", "sd_init", "auto")
@@ -46,12 +48,7 @@ class LoadReport:
 def read_unet_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], int | None]:
     """(state dict, global step or None) of a UNet checkpoint file; ValueError naming the file otherwise."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: no such checkpoint file")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
-        raise ValueError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    payload = load_weights_file(p, "checkpoint file")
     if isinstance(payload, Mapping) and "state_dict" in payload:
         state, step = payload["state_dict"], payload.get("global_step")
     else:

@@ -28,6 +28,8 @@ from torch import nn
 
 from syncvid.data.mel import mel_filterbank
 
+from syncvid.torch_files import load_weights_file
+
 __all__ = ["WhisperAudioEncoder", "whisper_log_mel", "frame_indices"]
 
 SAMPLE_RATE = 16000
@@ -137,12 +139,7 @@ class WhisperAudioEncoder(nn.Module):
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "WhisperAudioEncoder":
         """The encoder of an OpenAI Whisper checkpoint ({"dims", "model_state_dict"}), loaded strictly."""
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"{p}: no such Whisper checkpoint")
-        try:
-            payload = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a file that is not a checkpoint
-            raise ValueError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        payload = load_weights_file(p, "Whisper checkpoint")
         if not isinstance(payload, Mapping) or "dims" not in payload or "model_state_dict" not in payload:
             raise ValueError(f"{p}: not an OpenAI Whisper checkpoint (expected 'dims' and 'model_state_dict')")
         dims: Mapping[str, Any] = payload["dims"]

@@ -154,7 +154,7 @@ def test_checkpoint_files(tmp_path):
     torch.save(model.state_dict(), tmp_path / "bare.pt")
     assert read_unet_checkpoint(tmp_path / "bare.pt")[1] is None
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: not a readable torch checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt: not a readable torch file"):
         read_unet_checkpoint(tmp_path / "junk.pt")
     torch.save({"global_step": 3}, tmp_path / "empty.pt")
     with pytest.raises(ValueError, match="empty.pt: not a UNet checkpoint"):
