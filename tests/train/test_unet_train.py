@@ -183,3 +183,40 @@ def test_validation_video_is_dubbed_and_scored_at_each_checkpoint(repo_root, cli
     scored = [m for m in metrics(result.run_dir) if "val_sync_conf" in m]
     assert len(scored) == 1 and scored[0]["step"] == 2 and np.isfinite(scored[0]["val_sync_conf"])
     assert (result.run_dir / "sync_conf.png").is_file()
+
+
+def test_stage2_pixel_losses_with_weights_in_the_published_formats(repo_root, clips, tmp_path, monkeypatch):
+    """LPIPS, TREPA and the SyncNet loss all take part when their weights are given (random weights
+    saved in the published formats; a tiny ViT stands in for ViT-g through the same code)."""
+    from syncvid.sync.stable_syncnet import StableSyncNet
+    from syncvid.train import trepa as trepa_module
+    from syncvid.train.trepa import TREPAArch, TREPALoss, VideoMAEEncoder
+
+    from .test_pixel_losses import lin_state, vgg16_state
+
+    torch.save(vgg16_state(), tmp_path / "vgg16.pth")
+    torch.save(lin_state(), tmp_path / "vgg.pth")
+    tiny = TREPAArch(img_size=28, patch_size=14, embed_dim=32, depth=1, num_heads=2, mlp_ratio=2.0, num_frames=16,
+                     num_classes=3)
+    torch.save({"model": VideoMAEEncoder(tiny).state_dict()}, tmp_path / "vit.pth")
+    real = TREPALoss.from_checkpoint.__func__
+    monkeypatch.setattr(trepa_module.TREPALoss, "from_checkpoint",
+                        classmethod(lambda cls, path, arch=tiny: real(cls, path, tiny)))
+    sync_cfg = load_config(repo_root / "configs/syncnet/cpu_small.yaml")
+    torch.save({"state_dict": StableSyncNet(sync_cfg.model).state_dict(), "global_step": 0}, tmp_path / "sync.pt")
+    stage1 = train_unet(small(repo_root, clips, tmp_path / "s1", "run.max_train_steps=1", "ckpt.save_ckpt_steps=1"),
+                        progress=False)
+    cfg = small(repo_root, clips, tmp_path / "s2", "run.max_train_steps=1", "ckpt.save_ckpt_steps=1",
+                f"ckpt.init_from={stage1.checkpoints[-1]}", "run.use_syncnet=true",
+                f"ckpt.syncnet_path={tmp_path / 'sync.pt'}", "run.perceptual_loss_weight=0.1",
+                f"ckpt.lpips_vgg_path={tmp_path / 'vgg16.pth'}", f"ckpt.lpips_lin_path={tmp_path / 'vgg.pth'}",
+                "run.trepa_loss_weight=10", f"ckpt.trepa_path={tmp_path / 'vit.pth'}", "data.num_val_samples=0",
+                config="cpu_small_stage2.yaml")
+    result = train_unet(cfg, progress=False)
+    losses = result.losses[-1]
+    for name in ("recon_loss", "lpips_loss", "trepa_loss", "sync_loss"):
+        assert name in losses and np.isfinite(losses[name])
+    expected = (losses["recon_loss"] + 0.05 * losses["sync_loss"] + 0.1 * losses["lpips_loss"]
+                + 10 * losses["trepa_loss"])
+    assert losses["loss"] == pytest.approx(expected, rel=1e-5)
+    assert (result.run_dir / "syncnet_config.yaml").is_file()
