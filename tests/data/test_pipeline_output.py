@@ -32,9 +32,9 @@ def test_unet_samples_from_pipeline_output(unet_cfg, sample_run):
         assert batch[key].min() >= -1.0 and batch[key].max() <= 1.0
     assert batch["masks"].shape == (2, f, 1, r, r)
     assert batch["mel"].shape[-2:] == (80, mel_window_length(f))
-    # the mask hides the lower half (the mouth) and keeps the upper half
+    # LatentSync's jaw mask: hides mouth and chin, keeps the eyes and the forehead
     mask = batch["masks"][0, 0, 0].numpy()
-    assert mask[: r // 2].min() == 1.0 and mask[r // 2 :].max() == 0.0
+    assert mask[: int(0.37 * r)].min() == 1.0 and mask[int(0.6 * r):int(0.9 * r), r // 2].max() == 0.0
     masked, gt = batch["masked_pixel_values"][0], batch["gt_pixel_values"][0]
     assert torch.equal(masked[:, :, : r // 2], gt[:, :, : r // 2]) and masked[:, :, r // 2 :].abs().max() == 0
     # the target window's pixels are the clip's frames at start_idx (decoded independently)
