@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(show)
     val = csub.add_parser("validate", help="check a config and print every problem")
     val.add_argument("file")
+    _add_set(val)
 
     p = sub.add_parser("train-syncnet", help="train a SyncNet on pipeline output")
     _flag(p, "config", required=True)
@@ -194,7 +195,7 @@ def _cmd_config(args) -> int:
     if args.config_command == "show":
         return commands.show(args.file, args.overrides)
     if args.config_command == "validate":
-        return commands.validate(args.file)
+        return commands.validate(args.file, args.overrides)
     raise UsageExit("syncvid config: choose 'show FILE' or 'validate FILE'")
 
 

@@ -6,6 +6,7 @@ here are the schema defaults; the YAML file states the shipped values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -28,12 +29,34 @@ class RunSection:
     extensions: List[str] = field(default_factory=lambda: list(DEFAULT_EXTENSIONS))
     progress: bool = True
 
+    def check_values(self) -> List[str]:
+        problems = _choice("executor", self.executor, EXECUTORS)
+        if self.total_num_workers < 1:
+            problems.append(f"total_num_workers must be >= 1, got {self.total_num_workers}")
+        if self.per_gpu_num_workers < 1:
+            problems.append(f"per_gpu_num_workers must be >= 1, got {self.per_gpu_num_workers}")
+        if self.max_retries < 0:
+            problems.append(f"max_retries must be >= 0, got {self.max_retries}")
+        return problems
+
 
 @dataclass
 class MediaSection:
     fps: int = 25
     sample_rate: int = 16000
     decode_threads: int = 1
+
+    def check_values(self) -> List[str]:
+        # 25 fps and 16 kHz are what every stage and the models assume (640 samples a frame,
+        # 125-frame segments, SyncNet's 4 MFCC steps a frame): other values are refused.
+        problems = []
+        if self.fps != 25:
+            problems.append(f"fps must be 25 (the rate of the reference's clips and models), got {self.fps}")
+        if self.sample_rate != 16000:
+            problems.append(f"sample_rate must be 16000 (the rate the models take), got {self.sample_rate}")
+        if self.decode_threads < 1:
+            problems.append(f"decode_threads must be >= 1, got {self.decode_threads}")
+        return problems
 
 
 @dataclass
@@ -45,14 +68,46 @@ class SceneSection:
     min_scene_len_s: float = 0.6
     downscale_width: int = 320  # frames fed to the detector are resized to this width
 
+    def check_values(self) -> List[str]:
+        problems = _choice("detector", self.detector, SCENE_DETECTORS)
+        problems += _at_least("threshold", self.threshold, 0.0)
+        problems += _at_least("min_content_val", self.min_content_val, 0.0)
+        problems += _at_least("min_scene_len_s", self.min_scene_len_s, 0.0)
+        if self.window_width < 1 or self.downscale_width < 16:
+            problems.append(f"window_width must be >= 1 and downscale_width >= 16, got {self.window_width}, "
+                            f"{self.downscale_width}")
+        return problems
+
 
 @dataclass
 class SegmentSection:
     seconds: float = 5.0
     min_seconds: float = 2.0
 
+    def check_values(self) -> List[str]:
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            return [f"seconds must be positive, got {self.seconds}"]
+        if not (math.isfinite(self.min_seconds) and 0 <= self.min_seconds <= self.seconds):
+            return [f"min_seconds must be in [0, seconds={self.seconds}], got {self.min_seconds}"]
+        return []
+
 
 RESIZE_INTERPOLATIONS = ("cubic", "lanczos4")
+EXECUTORS = ("local", "sequential", "ray")
+SCENE_DETECTORS = ("adaptive", "content", "threshold", "none")
+FACE_BACKENDS = ("dlib", "insightface")
+SYNC_BACKENDS = ("landmark", "syncnet", "stable_syncnet")
+QUALITY_BACKENDS = ("classic", "brisque", "hyperiqa")
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 2048
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> List[str]:
+    """A problem when `value` is not one of `allowed` (named with the valid ones)."""
+    return [] if value in allowed else [f"{key} must be one of {', '.join(allowed)}, got {value!r}"]
+
+
+def _at_least(key: str, value: float, low: float) -> List[str]:
+    return [] if math.isfinite(value) and value >= low else [f"{key} must be >= {low:g}, got {value}"]
 
 
 @dataclass
@@ -85,10 +140,15 @@ class FaceSection:
     resize_interpolation: str = "cubic"
 
     def check_values(self) -> List[str]:
-        if self.resize_interpolation not in RESIZE_INTERPOLATIONS:
-            return [f"resize_interpolation must be one of {', '.join(RESIZE_INTERPOLATIONS)}, "
-                    f"got {self.resize_interpolation!r}"]
-        return []
+        problems = _choice("resize_interpolation", self.resize_interpolation, RESIZE_INTERPOLATIONS)
+        problems += _choice("backend", self.backend, FACE_BACKENDS)
+        if not (MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION and self.resolution % 2 == 0):
+            problems.append(f"resolution must be an even size from {MIN_RESOLUTION} to {MAX_RESOLUTION}, "
+                            f"got {self.resolution}")
+        if self.redetect_every < 1 or self.detect_width < 32:
+            problems.append(f"redetect_every must be >= 1 and detect_width >= 32, got {self.redetect_every}, "
+                            f"{self.detect_width}")
+        return problems
 
 
 @dataclass
@@ -101,6 +161,15 @@ class SyncSection:
     stable_syncnet_checkpoint: Optional[str] = None
     stable_syncnet_config: str = "configs/syncnet/pixel.yaml"
     device: str = "auto"
+
+    def check_values(self) -> List[str]:
+        problems = _choice("backend", self.backend, SYNC_BACKENDS)
+        if not math.isfinite(self.conf_threshold):
+            problems.append(f"conf_threshold must be a finite number, got {self.conf_threshold}")
+        if self.max_offset_frames < 0 or self.search_frames < 1:
+            problems.append(f"max_offset_frames must be >= 0 and search_frames >= 1, got {self.max_offset_frames}, "
+                            f"{self.search_frames}")
+        return problems
 
 
 @dataclass
@@ -121,6 +190,18 @@ class QualitySection:
     min_hyperiqa: Optional[float] = 40.0  # mean HyperIQA over frames 0, middle, last (the reference keeps >= 40)
     device: str = "auto"
 
+    def check_values(self) -> List[str]:
+        problems = [f"backends: unknown {b!r} (known: {', '.join(QUALITY_BACKENDS)})"
+                    for b in self.backends if b not in QUALITY_BACKENDS]
+        if self.num_frames < 1:
+            problems.append(f"num_frames must be >= 1, got {self.num_frames}")
+        for name in ("min_sharpness", "min_mouth_sharpness", "min_brightness", "max_brightness", "min_contrast",
+                     "max_noise", "max_blockiness", "max_brisque", "min_hyperiqa"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                problems.append(f"{name} must be a finite number or null, got {value}")
+        return problems
+
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -139,6 +220,8 @@ class EncodeSection:
 
     def check_values(self) -> List[str]:
         problems = []
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be from 0 to 51 (x264's range), got {self.crf}")
         if self.preset not in X264_PRESETS:
             problems.append(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
         if self.aac_coder not in AAC_CODERS:
