@@ -49,15 +49,6 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     return lists
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The suite shares a small machine: one compute thread, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(repo_root, corpus, out: Path, *extra: str):
     return load_config(
         repo_root / "configs/syncnet/cpu_small.yaml",

@@ -40,14 +40,6 @@ def clips(tmp_path_factory) -> Path:
     return listing
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(repo_root, clips, out: Path, *extra: str, config: str = "cpu_small.yaml"):
     return load_config(
         repo_root / "configs" / "unet" / config,
