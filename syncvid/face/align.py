@@ -145,11 +145,12 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def nose_bias(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The reference's per-frame translation bias: normalised nose of dst minus of src.
+    """LatentSync's per-frame translation bias: normalised nose of dst minus of src.
 
-    Both point sets are normalised as in `estimate_similarity`; the result is in
-    those dimensionless units and is added, as is, to M's translation (the
-    reference does exactly that; the effect is well below a pixel).
+    Both point sets are normalised as in `estimate_similarity` (sample standard
+    deviation, as LatentSync's torch.std); the result is in those dimensionless
+    units and is added, as is, to M's translation (LatentSync does exactly that;
+    the effect is well below a pixel).
     """
     p1, _, _ = _normalise(src)
     p2, _, _ = _normalise(dst)

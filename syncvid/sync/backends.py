@@ -186,8 +186,9 @@ class SyncNetBackend(SyncBackend):
         if self.model is None:
             raise RuntimeError("SyncNetBackend.setup() was not called")
         hop = inp.sample_rate // 25
-        # Windows only where video and audio both exist, as the reference cuts a clip to
-        # min(frames, samples / 640) (too few left: keep the clip whole and let zeros pad).
+        # Windows only where video and audio both exist: LatentSync's SyncNet evaluation cuts a
+        # clip to min(frames, floor(samples / 640)) (too few left: keep the clip whole and let
+        # zeros pad).
         covered = max(0, (len(inp.source_audio) - inp.audio_start_sample) // hop)
         if self.min_frames <= covered < inp.num_frames:
             inp = SyncInput(inp.frames[:covered], None if inp.landmarks is None else inp.landmarks[:covered],

@@ -53,17 +53,28 @@ def test_syncnet_window_choice_properties(syncnet_cfg, clip_dir):
     assert 150 < aligned < 250  # 50/50
 
 
-@pytest.mark.parametrize("rule,lo,hi", [("full", 0, 44), ("inset", 8, 60 - 16 - 8)])
-def test_unet_window_choice_properties(unet_cfg, clip_dir, rule, lo, hi):
+@pytest.mark.parametrize(
+    "rule, last_start, lo, hi",
+    [
+        ("full", 44, 0, 60 - 16),  # LatentSync: start in [0, T - f]
+        ("inset", 44, 8, 60 - 16 - 8),  # older LatentSync: [f/2, T - f - f/2]
+        ("full", 30, 0, 30),  # audio ends early: the window's mel must exist
+        ("inset", 30, 8, 30),
+    ],
+)
+def test_unet_window_choice_properties(unet_cfg, clip_dir, rule, last_start, lo, hi):
     ds = UNetDataset(unet_cfg(_talk(clip_dir), f"data.window_rule={rule}"))
-    starts = set()
+    starts, refs = set(), set()
     for i in range(300):
-        start, ref = ds.choose_windows(60, 44, np.random.default_rng(i))
+        start, ref = ds.choose_windows(60, last_start, np.random.default_rng(i))
         assert lo <= start <= hi
-        assert abs(ref - start) >= 16 and 0 <= ref <= 44
-        assert (start, ref) == ds.choose_windows(60, 44, np.random.default_rng(i))
+        assert abs(ref - start) >= 16 and 0 <= ref <= 60 - 16  # references need no audio
+        assert (start, ref) == ds.choose_windows(60, last_start, np.random.default_rng(i))
+        assert ds.choose_windows(60, last_start, ds.rng_for(i)) == ds.choose_windows(60, last_start, ds.rng_for(i))
         starts.add(start)
+        refs.add(ref)
     assert min(starts) == lo and max(starts) == hi  # the whole range is drawn
+    assert min(refs) == 0 and max(refs) == 60 - 16
 
 
 def test_unet_window_rule_is_checked(unet_cfg, clip_dir):

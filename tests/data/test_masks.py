@@ -74,7 +74,9 @@ def test_load_mask_image_and_apply(tmp_path):
 @pytest.mark.parametrize("size", [64, 256, 512])
 def test_jaw_mask_has_latentsyncs_extent_and_area(size):
     spec = MaskSpec(shape="jaw", top=0.371, bottom=0.949, left=0.035, right=0.969)
-    masked = lower_face_mask(size, size, spec) < 0.5
+    mask = lower_face_mask(size, size, spec)
+    assert mask.dtype == np.float32 and set(np.unique(mask)) == {0.0, 1.0}  # 1 = keep, 0 = masked
+    masked = mask == 0.0
     rows = np.nonzero(masked.any(axis=1))[0] / size
     cols = np.nonzero(masked.any(axis=0))[0] / size
     assert abs(masked.mean() - 0.407) < 0.01
@@ -82,5 +84,6 @@ def test_jaw_mask_has_latentsyncs_extent_and_area(size):
     assert abs(cols.min() - 0.035) < 2 / size and abs(cols.max() - 0.969) < 3 / size
     top_row = masked[int(0.40 * size)]
     assert not top_row[size // 2] and top_row[int(0.1 * size)]  # the nose stays visible, the cheeks do not
+    assert not masked[size // 2 - 1, size // 2] and masked[size // 2, size // 2]  # the nose ends at mid-height
     bottom_row = masked[int(0.93 * size)]
     assert bottom_row[size // 2] and not bottom_row[int(0.1 * size)]  # a rounded chin

@@ -134,14 +134,25 @@ def test_nose_bias_and_blend():
     np.testing.assert_allclose(blend_bias(np.array([1.0, 1.0]), np.array([0.0, 2.0])), [0.2, 1.8])
 
 
-def test_nose_bias_uses_the_sample_standard_deviation():
-    """LatentSync normalises with torch.std (n - 1 over the 6 coordinates): a hand-computed case."""
-    dst = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 2.0]])
-    src = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0]])
-    # dst: centre (1, 2/3), centred coords sum of squares 1+1+0 + 4/9+4/9+16/9 = 14/3; s = sqrt(14/15)
-    # src: centre (1, 1/3), sum of squares 2 + 1/9+1/9+4/9 = 8/3; s = sqrt(8/15)
-    expected = np.array([0.0, (4 / 3) / np.sqrt(14 / 15) - (2 / 3) / np.sqrt(8 / 15)])
-    np.testing.assert_allclose(nose_bias(src, dst), expected, atol=1e-12)
+_DST = [[0.0, 0.0], [2.0, 0.0], [1.0, 2.0]]  # centre (1, 2/3), sum of squares 14/3: s = sqrt(14/15)
+
+
+@pytest.mark.parametrize(
+    "src, expected",
+    [
+        # centre (1, 1/3), sum of squares 8/3: s = sqrt(8/15)
+        ([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0]], [0.0, (4 / 3) / math.sqrt(14 / 15) - (2 / 3) / math.sqrt(8 / 15)]),
+        # centre (2, 1), sum of squares 14: s = sqrt(14/5)
+        ([[0.0, 0.0], [4.0, 0.0], [2.0, 3.0]], [0.0, (4 / 3) / math.sqrt(14 / 15) - 2 / math.sqrt(14 / 5)]),
+        # centre (4/3, 2/3), sum of squares 16/3: s = 4/sqrt(15); the nose off to the side
+        ([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0]], [-math.sqrt(15) / 6, (4 / 3) / math.sqrt(14 / 15) - math.sqrt(15) / 3]),
+        # a scaled, shifted copy: the same normalised points
+        ([[10.0, 5.0], [16.0, 5.0], [13.0, 11.0]], [0.0, 0.0]),
+    ],
+)
+def test_nose_bias_uses_the_sample_standard_deviation(src, expected):
+    """LatentSync normalises with torch.std: n - 1 = 5 over the 6 coordinates (hand-computed cases)."""
+    np.testing.assert_allclose(nose_bias(np.array(src), np.array(_DST)), expected, atol=1e-12)
 
 
 def test_one_euro_removes_jitter_and_follows_motion():

@@ -179,8 +179,19 @@ def test_syncnet_backend_uses_only_frames_with_audio(tmp_path):
     short_audio = clip.source_audio[: clip.audio_start_sample + 14 * hop + 300]  # 14 frames of audio, 24 of video
     whole = SyncInput(clip.frames, clip.landmarks, short_audio, clip.audio_start_sample)
     cut = SyncInput(clip.frames[:14], clip.landmarks[:14], short_audio, clip.audio_start_sample)
+    counts = []
+    embeddings = backend.embeddings
+
+    def counting(crops, mfcc_ctx, num_audio):
+        v, a = embeddings(crops, mfcc_ctx, num_audio)
+        counts.append((len(crops), len(v), len(a)))
+        return v, a
+
+    backend.embeddings = counting
     a, _ = backend.measure(whole, 3)
     b, _ = backend.measure(cut, 3)
+    # LatentSync: min(frames, floor(samples / 640)) = 14 frames, 14 - 5 windows of lips and of audio
+    assert counts == [(14, 9, 9), (14, 9, 9)]
     np.testing.assert_allclose(a.curve, b.curve, rtol=1e-6)
     assert (a.offset, a.conf) == (b.offset, pytest.approx(b.conf))
 
