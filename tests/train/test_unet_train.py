@@ -184,10 +184,10 @@ def test_stage2_pixel_losses_with_weights_in_the_published_formats(repo_root, cl
     from syncvid.train import trepa as trepa_module
     from syncvid.train.trepa import TREPAArch, TREPALoss, VideoMAEEncoder
 
-    from .test_pixel_losses import lin_state, vgg16_state
+    from .test_lpips import random_lin_state, random_vgg16_state
 
-    torch.save(vgg16_state(), tmp_path / "vgg16.pth")
-    torch.save(lin_state(), tmp_path / "vgg.pth")
+    torch.save(random_vgg16_state(0), tmp_path / "vgg16.pth")
+    torch.save(random_lin_state(1), tmp_path / "vgg.pth")
     tiny = TREPAArch(img_size=28, patch_size=14, embed_dim=32, depth=1, num_heads=2, mlp_ratio=2.0, num_frames=16,
                      num_classes=3)
     torch.save({"model": VideoMAEEncoder(tiny).state_dict()}, tmp_path / "vit.pth")
