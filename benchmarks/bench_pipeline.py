@@ -172,7 +172,7 @@ def _decode_yuv_only(paths: list[str]) -> dict:
 
 def _pipeline(paths: list[str]) -> dict:
     from syncvid.config.pipeline_schema import PipelineConfig
-    from syncvid.pipeline.manifest import read_manifest
+    from syncvid.outputs.manifest import read_manifest
     from syncvid.pipeline.run import run_pipeline
 
     with tempfile.TemporaryDirectory(prefix="syncvid-bench-") as tmp:

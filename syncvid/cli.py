@@ -218,19 +218,19 @@ def _cmd_lipsync(args) -> int:
 
 
 def _cmd_filter(args) -> int:
-    from syncvid.pipeline.refilter import filter_main
+    from syncvid.commands.filter import filter_main
 
     return filter_main(args.output_dir, args.sync_conf_threshold, args.overrides)
 
 
 def _cmd_rescore(args) -> int:
-    from syncvid.pipeline.refilter import rescore_main
+    from syncvid.commands.rescore import rescore_main
 
     return rescore_main(args.output_dir, args.stages.split(","), args.overrides, args.total_num_workers)
 
 
 def _cmd_report(args) -> int:
-    from syncvid.pipeline.refilter import report_main
+    from syncvid.commands.report import report_main
 
     return report_main(args.output_dir)
 
@@ -241,12 +241,27 @@ COMMANDS = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill PID, systemd, Slurm) received: unwinds like Ctrl-C, so workers stop and
+    temporaries are cleaned up on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     from syncvid.config import ConfigError
+    from syncvid.errors import UsageError
     from syncvid.pipeline.lock import RunLocked
-    from syncvid.pipeline.run import UsageError
 
     parser = build_parser()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args = parser.parse_args(argv)
         if not args.command:
@@ -260,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunLocked as exc:
         print(f"syncvid: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("syncvid: terminated (SIGTERM); workers stopped; rerun the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("syncvid: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -268,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"syncvid: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

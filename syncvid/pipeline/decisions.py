@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Callable, ContextManager, Iterable
 
-from syncvid.pipeline.layout import OutputLayout
+from syncvid.outputs.layout import OutputLayout
 from syncvid.records import Clip, Rejected, Segment
 from syncvid.stages.quality import CHECKS
 

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from syncvid.config.pipeline_schema import PipelineConfig
-from syncvid.atomic import write_text_atomic
+from syncvid.errors import UsageError
+from syncvid.outputs.finish import finish_outputs, remove_stale_temporaries
+from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.markers import DoneMarker, read_marker
 from syncvid.pipeline.devices import plan_workers, visible_gpu_count
 from syncvid.pipeline.discovery import discover_sources
 from syncvid.pipeline.executors import LocalProcessExecutor, SequentialExecutor, WorkerJob
-from syncvid.pipeline.layout import OutputLayout
+from syncvid.pipeline.fingerprint import config_fingerprint
 from syncvid.pipeline.lock import RunLock
-from syncvid.pipeline.manifest import write_manifest
 from syncvid.pipeline.progress import Progress
-from syncvid.records import Source
 
-# Sections whose values change what a source produces; a completed source is redone when they change.
-FINGERPRINT_SECTIONS = ("media", "scene", "segment", "face", "sync", "quality", "encode")
 GPU_BACKENDS = {"face": {"insightface"}, "sync": {"syncnet", "stable_syncnet"}, "quality": {"hyperiqa"}}
-
-
-class UsageError(ValueError):
-    """A problem with what the user asked for (one line, exit code 2)."""
 
 
 @dataclass
@@ -55,59 +47,25 @@ def resolve_output_dir(cfg: PipelineConfig) -> tuple[Path, Path]:
     return input_dir, output.resolve()
 
 
-def config_fingerprint(cfg: PipelineConfig) -> str:
-    """What a source's results depend on; thresholds are left out: they only decide, and a run with
-    other thresholds re-decides completed sources from their recorded scores (as `syncvid filter`)."""
-    from syncvid.pipeline.decisions import THRESHOLD_KEYS
-
-    data = {name: dataclasses.asdict(getattr(cfg, name)) for name in FINGERPRINT_SECTIONS}
-    for key in THRESHOLD_KEYS:
-        section, name = key.split(".")
-        data[section].pop(name)
-    data["outputs"] = [cfg.run.keep_candidates, cfg.run.keep_intermediate]
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def needs_gpu(cfg: PipelineConfig) -> bool:
     return (cfg.face.backend in GPU_BACKENDS["face"] or cfg.sync.backend in GPU_BACKENDS["sync"]
             or any(b in GPU_BACKENDS["quality"] for b in cfg.quality.backends))
 
 
-def load_marker(layout: OutputLayout, source: Source) -> dict | None:
-    path = layout.done_marker(source.rel)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def remove_stale_temporaries(layout: OutputLayout) -> int:
-    """Delete hidden temporary files left by an interrupted run (only our own output folders)."""
-    removed = 0
-    for folder in layout.all_stage_dirs() + [layout.state_dir, layout.root]:
-        if not folder.is_dir():
-            continue
-        pattern = "**/.*" if folder != layout.root else ".*"
-        for path in folder.glob(pattern):
-            if path.is_file() and (".part" in path.name or ".tmp" in path.name):
-                path.unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-def make_executor(cfg: PipelineConfig, job: WorkerJob, notice) -> object:
+def make_executor(cfg: PipelineConfig, job: WorkerJob, notice, on_progress=None) -> object:
     gpu = needs_gpu(cfg)
     plan = plan_workers(cfg.run.total_num_workers, cfg.run.per_gpu_num_workers,
                         visible_gpu_count() if gpu else 0, gpu)
     if plan.notice and cfg.run.executor != "ray":  # the Ray executor plans against the cluster it joins
         notice(plan.notice)
     if cfg.run.executor == "sequential":
-        return SequentialExecutor(job, plan.slots[0])
+        return SequentialExecutor(job, plan.slots[0], on_progress=on_progress)
     if cfg.run.executor == "local":
         return LocalProcessExecutor(job, plan.slots, max_retries=cfg.run.max_retries,
-                                    on_crash=lambda s, n: notice(f"worker died on {s.rel} (attempt {n})"))
+                                    on_crash=lambda s, n: notice(f"worker died on {s.rel} (attempt {n})"),
+                                    on_progress=on_progress)
     if cfg.run.executor == "ray":
-        from syncvid.pipeline.ray_executor import RayExecutor
+        from syncvid.pipeline.executors.ray_cluster import RayExecutor
 
         return RayExecutor(job, plan, address=cfg.run.ray_address, max_retries=cfg.run.max_retries,
                            needs_gpu=gpu, notice=notice)
@@ -133,24 +91,29 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         fingerprint = config_fingerprint(cfg)
         todo = []
         for source in sources:
-            marker = load_marker(layout, source)
-            if not (marker and marker.get("fingerprint") == fingerprint and not marker.get("retry_on_resume")):
+            marker = read_marker(layout, source.rel)
+            if marker is None or not marker.current({fingerprint}):
                 todo.append(source)
         skipped = len(sources) - len(todo)
         if skipped:
             notice(f"resuming: {skipped} of {len(sources)} sources already done")
         job = WorkerJob(cfg, layout, fingerprint)
         progress = Progress(len(todo), enabled=cfg.run.progress)
-        executor = make_executor(cfg, job, notice)
+        executor = make_executor(cfg, job, notice, on_progress=progress.advance)
+        outcomes = executor.run(todo)
         try:
-            for outcome in executor.run(todo):
+            for outcome in outcomes:
                 if outcome.retry_on_resume and outcome.rows and outcome.rows[0].get("reason") == "worker_crashed":
-                    _write_crash_marker(layout, outcome, fingerprint)
+                    DoneMarker(outcome.source_rel, fingerprint, outcome.rows, retry_on_resume=True).write(layout)
                 progress.update(outcome)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers, then remove what they left half-written
+            outcomes.close()
+            remove_stale_temporaries(layout)
+            raise
         finally:
             progress.close()
         if skipped:  # sources done by an earlier run are decided with this run's thresholds
-            from syncvid.pipeline.refilter import apply_thresholds
+            from syncvid.pipeline.rejudge import apply_thresholds
 
             apply_thresholds(layout, cfg)
         rows = finish_outputs(layout, sources)
@@ -167,34 +130,3 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         video_hours=sum((r.get("num_frames") or 0) for r in src_rows) / cfg.media.fps / 3600,
         wall_s=time.time() - started,
     )
-
-
-def _write_crash_marker(layout: OutputLayout, outcome, fingerprint: str) -> None:
-    from syncvid.atomic import write_json_atomic
-
-    write_json_atomic(layout.done_marker(outcome.source_rel), {
-        "source": outcome.source_rel, "fingerprint": fingerprint, "rows": outcome.rows,
-        "duration_s": 0.0, "retry_on_resume": True, "finished": time.time()})
-
-
-def collect_rows(layout: OutputLayout, sources: list[Source]) -> list[dict]:
-    rows: list[dict] = []
-    for source in sources:
-        marker = load_marker(layout, source)
-        if marker is not None:
-            rows.extend(marker.get("rows", []))
-    return rows
-
-
-def finish_outputs(layout: OutputLayout, sources: list[Source]) -> list[dict]:
-    """Write manifest.parquet, fileslist.txt, the contact sheet and the report from the completion markers."""
-    rows = collect_rows(layout, sources)
-    write_manifest(layout.manifest, rows)
-    kept = sorted(str((layout.root / r["output"]).resolve()) for r in rows
-                  if r.get("row_type") == "clip" and r.get("status") == "kept" and r.get("output"))
-    write_text_atomic(layout.fileslist, "".join(p + "\n" for p in kept))
-    from syncvid.pipeline.report import write_contact_sheet, write_report
-
-    write_contact_sheet(layout, rows)
-    write_report(layout, rows)
-    return rows

@@ -27,12 +27,15 @@ from syncvid.media.encode import ClipWriter, replace_audio, write_clip
 from syncvid.media.picture import Picture
 from syncvid.atomic import atomic_path, write_json_atomic
 from syncvid.pipeline.decisions import decide, decision_fields, score_clip, summarise_source
-from syncvid.pipeline.layout import OutputLayout
-from syncvid.pipeline.thumbs import save_thumbnail_strip
+from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.thumbs import save_thumbnail_strip
 from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
 from syncvid.stages.broken import open_source
 from syncvid.stages.scene import SceneDetector
 from syncvid.stages.segment import locate, segment_frames
+
+
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass
@@ -98,6 +101,9 @@ class SourceRunner:
         self.sample_rate = cfg.media.sample_rate
         self.spf = self.sample_rate // self.fps  # audio samples per frame (640)
         self.seg_len, self.seg_min = segment_frames(cfg.segment, self.fps)
+        # Called with (source, seconds of video done, seconds in all) while a source runs, at most
+        # every PROGRESS_EVERY_S of wall time: worker processes forward it to the progress bar.
+        self.on_progress = None
 
     # ------------------------------------------------------------------ public
     def run(self, source: Source) -> SourceOutcome:
@@ -174,8 +180,12 @@ class SourceRunner:
         self._reader = reader
         resampled = self._open_resampled(source, info)
         try:
+            last_report = time.monotonic()
             for k, picture in enumerate(self._timed_pictures(reader)):
                 num_frames = k + 1
+                if self.on_progress is not None and time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                    last_report = time.monotonic()
+                    self.on_progress((source.rel, num_frames / self.fps, float(info.duration_s)))
                 if scene.enabled:
                     with self._timer("scene"):
                         cuts.extend(scene.push(k, picture))

@@ -14,7 +14,7 @@ import pytest
 
 from syncvid.cli import main
 from syncvid.pipeline.lock import RunLock
-from syncvid.pipeline.manifest import read_manifest
+from syncvid.outputs.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 SUBSET = ["talk_30fps_cuts.mp4", "short_4.9s.mp4", "shifted/talk_audio_leads_3.mp4", "broken.mp4"]
@@ -91,6 +91,49 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(small_input, reference
     assert f"resuming: {finished} of {len(SUBSET)}" in result.stderr
     assert _summary(out) == _summary(reference_run)
     assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_and_ctrl_c_stop_the_workers_with_one_line(small_input, reference_run, tmp_path, signum, code, word):
+    """`kill PID` (systemd, Slurm) and Ctrl-C: workers stop, nothing half-written stays, one line,
+    the conventional exit code, and an immediate rerun takes the lock and finishes the job."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "syncvid.cli", "pipeline", "--input_dir", str(small_input),
+                             "--output_dir", str(out), "--total_num_workers", "2", "--no_progress"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    done = out / ".syncvid" / "done"
+    workers: set[int] = set()
+    while time.time() < deadline and not (done.is_dir() and any(done.iterdir())):
+        workers |= _children(proc.pid)
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert len(list(done.iterdir())) < len(SUBSET), "the run was not interrupted midway"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and word in lines[-1] and "Traceback" not in err and "BrokenPipeError" not in err, err
+    time.sleep(0.5)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()
+                and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"], "orphaned workers"
+    assert not [p for p in out.rglob("*") if ".part" in p.name or ".tmp" in p.name]
+    result = _syncvid("pipeline", "--input_dir", str(small_input), "--output_dir", str(out), "--no_progress")
+    assert result.returncode == 0, result.stderr
+    assert _summary(out) == _summary(reference_run)
 
 
 def test_second_run_on_same_output_refused(small_input, tmp_path, capsys):

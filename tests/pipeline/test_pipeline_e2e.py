@@ -11,7 +11,7 @@ import av
 import pytest
 
 from syncvid.config import load_config
-from syncvid.pipeline.manifest import read_manifest
+from syncvid.outputs.manifest import read_manifest
 from syncvid.sample import load_ground_truth
 
 

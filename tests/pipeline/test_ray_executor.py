@@ -21,22 +21,22 @@ import pytest
 from syncvid.cli import main
 from syncvid.config import load_pipeline_config
 from syncvid.pipeline.devices import WorkerSlot, plan_workers
-from syncvid.pipeline.executors import WorkerJob, WorkerSetupError
-from syncvid.pipeline.layout import OutputLayout
-from syncvid.pipeline.manifest import read_manifest
-from syncvid.pipeline.ray_executor import (
+from syncvid.pipeline.executors import WorkerJob, WorkerSetupError, dispatch
+from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.manifest import read_manifest
+from syncvid.pipeline.executors.ray_cluster import (
     RayExecutor,
     RayPinnedSlot,
     WorkerInfo,
     actor_options,
     check_shared_paths,
     cluster_plan,
-    dispatch,
     local_resources,
     short_error,
     usable_slots,
 )
-from syncvid.pipeline.run import config_fingerprint, run_pipeline
+from syncvid.pipeline.fingerprint import config_fingerprint
+from syncvid.pipeline.run import run_pipeline
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
 
@@ -445,7 +445,7 @@ def ray_cluster(ray_env, probe_jobs):
 @pytest.mark.slow
 def test_two_node_cluster_runs_the_pipeline_from_the_command_line(ray_cluster, subset, local_reference, tmp_path,
                                                                   monkeypatch, capsys):
-    import syncvid.pipeline.ray_executor as module
+    import syncvid.pipeline.executors.ray_cluster as module
 
     made = []
 

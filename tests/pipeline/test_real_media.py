@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from syncvid.config import load_pipeline_config
-from syncvid.pipeline.manifest import read_manifest
+from syncvid.outputs.manifest import read_manifest
 from syncvid.pipeline.run import run_pipeline
 
 

@@ -10,7 +10,7 @@ import pytest
 from syncvid.config.pipeline_schema import FaceSection
 from syncvid.face import synthetic
 from syncvid.face.align import anchors_from_68, template_points_output
-from syncvid.face.contact_sheet import make_contact_sheet, save_png
+from syncvid.outputs.contact_sheet import make_contact_sheet, save_png
 from syncvid.face.dlib_backend import DlibBackend
 from syncvid.records import Rejected
 from syncvid.stages.face import FaceStage, FaceStats, FrameFace, judge_faces, landmark_jitter

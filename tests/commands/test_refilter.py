@@ -14,13 +14,16 @@ import pytest
 
 from syncvid.cli import main as cli_main
 from syncvid.config import load_config, load_pipeline_config, save_config
-from syncvid.pipeline.layout import OutputLayout
+from syncvid.outputs.layout import OutputLayout
 from syncvid.pipeline.lock import RunLock, RunLocked
-from syncvid.pipeline.manifest import read_manifest
-from syncvid.pipeline.refilter import (
-    THRESHOLD_KEYS, changed_keys, decide, filter_main, rejudge_row, rescore_main, summarise_source,
-)
-from syncvid.pipeline.run import UsageError, config_fingerprint, run_pipeline
+from syncvid.outputs.manifest import read_manifest
+from syncvid.commands.common import changed_keys
+from syncvid.commands.filter import filter_main
+from syncvid.commands.rescore import rescore_main
+from syncvid.errors import UsageError
+from syncvid.pipeline.decisions import THRESHOLD_KEYS, decide, rejudge_row, summarise_source
+from syncvid.pipeline.fingerprint import config_fingerprint
+from syncvid.pipeline.run import run_pipeline
 from syncvid.records import Rejected
 from syncvid.stages.quality import QualityStage
 from syncvid.stages.sync import SyncStage

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from syncvid.config import load_pipeline_config, save_config
-from syncvid.pipeline.layout import OutputLayout
-from syncvid.pipeline.report import (
+from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.report import (
     Series, bin_edges, histogram_svg, rejection_table, stage_funnel, write_contact_sheet, write_report,
 )
-from syncvid.pipeline.thumbs import save_thumbnail_strip
+from syncvid.outputs.thumbs import save_thumbnail_strip
 
 
 def _src(name, status="kept", stage="", reason="", frames=250, shots=1, **kw):

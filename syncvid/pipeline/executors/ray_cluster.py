@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import os
 import socket
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator
 
 from syncvid.pipeline.devices import WorkerPlan, WorkerSlot, plan_workers
-from syncvid.pipeline.executors import WorkerJob, WorkerSetupError, crashed_outcome
+from syncvid.pipeline.executors.dispatch import WorkerSetupError, dispatch
+from syncvid.pipeline.executors.local import WorkerJob
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
 
 # The private local instance only moves manifest rows between processes: a small object store.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
-# A worker slot that cannot start this many times in a row (per slot) stops the run.
-STARTUP_FAILURES_PER_SLOT = 3
 
 
 @dataclass(frozen=True)
@@ -138,87 +136,7 @@ class SourceWorker:
         return self.runner.run(source)
 
 
-# ----------------------------------------------------------------------------- dispatch
-class WorkerPool(Protocol):
-    """What `dispatch` needs from a cluster: start/stop workers, submit calls, wait for results."""
-
-    def start(self, slot: WorkerSlot) -> object: ...
-    def setup(self, handle: object) -> object: ...
-    def submit(self, handle: object, source: Source) -> object: ...
-    def next_done(self, calls: list) -> object: ...
-    def result(self, call: object) -> tuple[str, object]:
-        """("ok", value) | ("died", detail): the worker process is gone | ("failed", detail): the call raised."""
-        ...
-    def stop(self, handle: object) -> None: ...
-
-
-def dispatch(pool: WorkerPool, slots: list[WorkerSlot], sources: Iterable[Source], max_retries: int,
-             on_crash: Callable[[Source, int, str], None] | None = None,
-             placements: dict[str, WorkerInfo] | None = None) -> Iterator[SourceOutcome]:
-    """Run every source on the pool's workers, one source per worker at a time; yield outcomes as
-    they complete.  A worker that dies or fails on a source is replaced by a fresh one and the source
-    retried, `max_retries` times, then recorded as `worker_crashed`.  A worker whose setup raises
-    stops the run (`WorkerSetupError`); one that keeps dying at start stops it too."""
-    pending = deque(sources)
-    if not pending or not slots:
-        return
-    attempts: dict[str, int] = {}
-    startup_failures = 0
-    workers: dict[int, list] = {}  # slot index -> [handle, WorkerInfo or None]
-    in_flight: dict[object, tuple[WorkerSlot, Source | None]] = {}  # call -> (slot, source; None = setup)
-
-    def start(slot: WorkerSlot) -> None:
-        handle = pool.start(slot)
-        workers[slot.index] = [handle, None]
-        in_flight[pool.setup(handle)] = (slot, None)
-
-    def retire(slot: WorkerSlot) -> None:
-        handle, _ = workers.pop(slot.index)
-        pool.stop(handle)
-
-    for slot in slots[: len(pending)]:
-        start(slot)
-    try:
-        while in_flight:
-            call = pool.next_done(list(in_flight))
-            slot, source = in_flight.pop(call)
-            status, value = pool.result(call)
-            if status != "ok":
-                retire(slot)
-                if source is None:
-                    if status == "failed":
-                        raise WorkerSetupError(str(value))
-                    startup_failures += 1
-                    if startup_failures > STARTUP_FAILURES_PER_SLOT * len(slots):
-                        raise WorkerSetupError(f"Ray workers keep dying at start ({value})")
-                else:
-                    n = attempts[source.rel] = attempts.get(source.rel, 0) + 1
-                    if on_crash is not None:
-                        on_crash(source, n, str(value))
-                    if n > max_retries:
-                        yield crashed_outcome(source, n, str(value))
-                    else:
-                        pending.appendleft(source)
-                if pending:
-                    start(slot)
-                continue
-            handle, info = workers[slot.index]
-            if source is None:
-                workers[slot.index][1] = value
-            else:
-                if placements is not None and info is not None:
-                    placements[source.rel] = info
-                yield value
-            if pending:
-                task = pending.popleft()
-                in_flight[pool.submit(handle, task)] = (slot, task)
-            else:
-                retire(slot)
-    finally:
-        for handle, _ in workers.values():
-            pool.stop(handle)
-
-
+# ----------------------------------------------------------------------------- the pool
 class RayPool:
     """`WorkerPool` on Ray actors."""
 
@@ -269,7 +187,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        from syncvid.pipeline.run import UsageError
+        from syncvid.errors import UsageError
 
         raise UsageError("--executor ray needs the 'ray' package: pip install 'syncvid[ray]'") from None
     return ray

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from syncvid.atomic import write_text_atomic
-from syncvid.pipeline.layout import OutputLayout
-from syncvid.pipeline.thumbs import load_thumbnail_strip
+from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.thumbs import load_thumbnail_strip
 from syncvid.records import STAGES
 
 MAX_SHEET_CLIPS = 24  # contact_sheet.png and the report's kept-clip sheet
@@ -57,7 +57,7 @@ def _strips(layout: OutputLayout, rows: list[dict], limit: int) -> tuple[list[np
 
 def write_contact_sheet(layout: OutputLayout, rows: list[dict]) -> Path | None:
     """A grid of aligned frames (first, middle, last) of up to 24 kept clips; None when nothing was kept."""
-    from syncvid.face.contact_sheet import make_contact_sheet, save_png
+    from syncvid.outputs.contact_sheet import make_contact_sheet, save_png
 
     kept = [r for r in rows if r.get("row_type") == "clip" and r.get("status") == "kept"]
     images, found = _strips(layout, kept, MAX_SHEET_CLIPS)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from syncvid.face.contact_sheet import make_contact_sheet, save_png
+from syncvid.outputs.contact_sheet import make_contact_sheet, save_png
 
 
 def test_grid_geometry_and_content():

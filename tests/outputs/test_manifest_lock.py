@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from syncvid.pipeline.lock import RunLock, RunLocked
-from syncvid.pipeline.manifest import COLUMNS, read_manifest, write_manifest
+from syncvid.outputs.manifest import COLUMNS, read_manifest, write_manifest
 
 
 def test_manifest_columns_types_and_extra(tmp_path):

@@ -1,0 +1,1 @@
+"""The commands that work on a finished output root: filter, rescore, report."""
