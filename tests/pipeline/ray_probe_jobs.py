@@ -71,3 +71,28 @@ class BrokenSetupJob(WorkerJob):
 
     def make_runner(self, slot: WorkerSlot):
         raise FileNotFoundError("checkpoint syncnet_v2.model not found")
+
+
+@dataclass(frozen=True)
+class CrashingProbeJob(DeviceProbeJob):
+    """`DeviceProbeJob` whose worker dies the first N times it is given some sources, or raises on
+    `fails` (no stages run: executor tests without decoding)."""
+
+    crashes: tuple[tuple[str, int], ...] = ()
+    fails: tuple[str, ...] = ()
+    counter_dir: str = ""
+
+    def make_runner(self, slot: WorkerSlot):
+        runner = _CrashingRunner(super().make_runner(slot), dict(self.crashes), Path(self.counter_dir))
+        return _FailingRunner(runner, self.fails)
+
+
+class _FailingRunner:
+    def __init__(self, runner, fails: tuple[str, ...]):
+        self.runner = runner
+        self.fails = fails
+
+    def run(self, source: Source) -> SourceOutcome:
+        if source.rel in self.fails:
+            raise RuntimeError(f"decoder exploded on {source.rel}\nsecond line of detail")
+        return self.runner.run(source)

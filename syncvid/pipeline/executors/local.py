@@ -37,7 +37,9 @@ class WorkerJob:
         os.environ.update(slot.environment())
         return SourceRunner(self.cfg, self.layout, StageSet.create(self.cfg, slot.device), self.fingerprint)
 
-    make_worker = make_runner
+    def make_worker(self, slot: WorkerSlot) -> SourceRunner:
+        """What a worker process builds once (`ProcessPool`'s factory contract)."""
+        return self.make_runner(slot)
 
 
 class SequentialExecutor:

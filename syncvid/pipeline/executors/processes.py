@@ -117,6 +117,7 @@ class ProcessPool:
                 call = by_conn.get(obj) or by_sentinel[obj]
                 conn = call.handle.conn
                 if obj in by_sentinel and not conn.poll():
+                    call.handle.proc.join(timeout=1)
                     call.message = ("died", f"exit code {call.handle.proc.exitcode}")
                     return call
                 try:
