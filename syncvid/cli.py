@@ -184,7 +184,12 @@ def _cmd_demo(args) -> int:
 def _cmd_make_sample(args) -> int:
     from syncvid.sample import make_sample
 
-    truth = make_sample(Path(args.dir), size=args.size, seed=args.seed)
+    from syncvid.errors import UsageError
+
+    target = Path(args.dir)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"make-sample writes a folder, but {target} is a file")
+    truth = make_sample(target, size=args.size, seed=args.seed)
     print(f"syncvid: sample corpus written; ground truth in {truth}")
     return 0
 

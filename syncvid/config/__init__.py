@@ -39,6 +39,7 @@ __all__ = [
     "load_config",
     "load_pipeline_config",
     "save_config",
+    "shipped_config_path",
 ]
 
 CONFIG_ROOT = Path(syncvid.__file__).resolve().parents[1] / "configs"
@@ -61,8 +62,19 @@ def load_config(
     `family`, when given, is the family the caller expects.  Raises ConfigError
     listing every problem found.
     """
-    layers = read_chain(path)
+    layers = read_chain(shipped_config_path(path))
     return compose(layers, decide_family(layers, family), overrides=overrides, flags=flags)
+
+
+def shipped_config_path(path: str | os.PathLike) -> Path:
+    """`path` itself, unless it is a relative `configs/…` path missing from the working folder and
+    present among the shipped configs: then that one (so `--config configs/unet/stage2.yaml` and the
+    defaults that name shipped configs work from any folder)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or not p.parts or p.parts[0] != CONFIG_ROOT.name:
+        return p
+    shipped = CONFIG_ROOT.parent / p
+    return shipped if shipped.is_file() else p
 
 
 def load_pipeline_config(

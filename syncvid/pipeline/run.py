@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -79,7 +80,12 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     input_dir, output_dir = resolve_output_dir(cfg)
     cfg.run.input_dir, cfg.run.output_dir = str(input_dir), str(output_dir)
     layout = OutputLayout(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"the output folder {output_dir} is not writable")
     with RunLock(layout.lock_file):
         from syncvid.config import save_config
 
@@ -88,6 +94,8 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         exclude = [output_dir] if output_dir != input_dir.parent and output_dir.is_relative_to(input_dir) else []
         exclude += [p for p in layout.all_stage_dirs() if p.is_relative_to(input_dir)]
         sources = discover_sources(input_dir, cfg.run.extensions, exclude=exclude)
+        if not sources:
+            notice(f"no video files under {input_dir} (extensions: {', '.join(cfg.run.extensions)})")
         fingerprint = config_fingerprint(cfg)
         todo = []
         for source in sources:

@@ -392,7 +392,7 @@ def main(config_path: str | os.PathLike, overrides: Sequence[str] | None = None)
         result = train_syncnet(cfg)
     except TrainingSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     summary = f"trained to step {result.global_step}"
     if result.validations:
         v = result.validations[-1]

@@ -56,6 +56,8 @@ def reference_run(small_input, tmp_path_factory) -> Path:
         (["pipeline", "--input_dir", ".", "--resolution", "255"], "resolution must be an even number"),
         (["pipeline", "--input_dir", ".", "--bogus"], "unrecognized arguments: --bogus"),
         (["pipeline", "--input_dir", ".", "--set", "face.resolutoin=512"], "did you mean face.resolution"),
+        (["pipeline", "--input_dir", ".", "--output_dir", "/proc/no/such/place"], "cannot create the output folder"),
+        (["make-sample", str(REPO / "README.md")], "make-sample writes a folder, but"),
     ],
 )
 def test_usage_errors_are_one_clear_line_exit_2(args, needle, capsys):
@@ -134,6 +136,25 @@ def test_sigterm_and_ctrl_c_stop_the_workers_with_one_line(small_input, referenc
     result = _syncvid("pipeline", "--input_dir", str(small_input), "--output_dir", str(out), "--no_progress")
     assert result.returncode == 0, result.stderr
     assert _summary(out) == _summary(reference_run)
+
+
+def test_an_input_without_videos_says_so(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "notes.txt").write_text("no videos here\n")
+    assert main(["pipeline", "--input_dir", str(tmp_path / "raw"), "--output_dir", str(tmp_path / "out"),
+                 "--no_progress"]) == 0
+    assert f"no video files under {tmp_path / 'raw'}" in capsys.readouterr().err
+
+
+def test_shipped_configs_are_found_from_any_folder(tmp_path, monkeypatch):
+    from syncvid.config import load_config, shipped_config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shipped_config_path("configs/unet/stage2.yaml") == REPO / "configs/unet/stage2.yaml"
+    assert load_config("configs/syncnet/cpu_small.yaml").data.num_frames > 0
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text("family: pipeline\n")
+    assert shipped_config_path("configs/mine.yaml") == Path("configs/mine.yaml")  # the user's own file wins
 
 
 def test_second_run_on_same_output_refused(small_input, tmp_path, capsys):

@@ -188,7 +188,7 @@ def test_main_exit_codes(repo_root, corpus, tmp_path, capsys):
     config = repo_root / "configs/syncnet/cpu_small.yaml"
     assert main(config, ["data.no_such_key=1"]) == 2
     assert "no_such_key" in capsys.readouterr().err
-    assert main(config, [f"data.train_fileslist={tmp_path / 'missing.txt'}", f"data.train_output_dir={tmp_path}"]) == 1
+    assert main(config, [f"data.train_fileslist={tmp_path / 'missing.txt'}", f"data.train_output_dir={tmp_path}"]) == 2
     assert "file list not found" in capsys.readouterr().err
 
 
