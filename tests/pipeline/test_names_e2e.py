@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncvid.commands.filter import filter_main
 from syncvid.config import load_pipeline_config
 from syncvid.outputs.manifest import read_manifest
 from syncvid.pipeline.run import run_pipeline
@@ -75,6 +76,16 @@ def test_same_stems_long_and_bad_names_special_files(talk, tmp_path):
     again = _run(inp, out, notices)
     assert (again.processed, again.kept_clips, again.rejected_sources) == (0, 4, 4)
     assert sorted(r["source"] for r in read_manifest(out / "manifest.parquet")) == sorted(r["source"] for r in rows)
+
+    # filter moves the renamed clips to the pool and back by their recorded names; the skipped rows stay
+    assert filter_main(out, 1000.0, None) == 0
+    pooled = sorted(r["pooled"] for r in read_manifest(out / "manifest.parquet") if r["row_type"] == "clip")
+    assert pooled == sorted(o.replace("high_visual_quality/", ".syncvid/pool/") for o in outputs)
+    assert all((out / p).is_file() for p in pooled) and not any((out / o).exists() for o in outputs)
+    assert filter_main(out, 0.0, None) == 0
+    after = read_manifest(out / "manifest.parquet")
+    assert sorted(r["output"] for r in after if r["row_type"] == "clip" and r["status"] == "kept") == outputs
+    assert sum(r["reason"] == "bad_name" for r in after) == 2
 
 
 def test_output_root_equal_to_input_root(talk, tmp_path):
