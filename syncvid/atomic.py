@@ -2,20 +2,36 @@
 
 Every output of syncvid goes through here (or through `syncvid.media.encode.ClipWriter`, which
 follows the same rule), so a crash never leaves a partial file under a final name.  Temporary
-names start with '.' and contain '.part', so an interrupted run's leftovers are recognisable.
+names start with '.' and end with '.part', so an interrupted run's leftovers are recognisable;
+they fit the 255-byte name limit whatever the target's name (see `temp_name`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+NAME_MAX = 255  # bytes in one file name on the usual file systems (ext4, xfs, btrfs, APFS, NTFS in UTF-16 units)
+
+
+def temp_name(name: str) -> str:
+    """A fresh hidden temporary name for a file called `name`: `.<name>.<8 hex>.part`.
+
+    When that would exceed NAME_MAX bytes, `name` is shortened to its start plus `~` and 8 hex
+    digits of its SHA-1, so a temporary can be made beside any valid name.
+    """
+    tail = f".{secrets.token_hex(4)}.part"
+    budget = NAME_MAX - 1 - len(tail)
+    data = name.encode("utf-8", "surrogateescape")
+    if len(data) > budget:
+        digest = hashlib.sha1(data).hexdigest()[:8]
+        name = data[: budget - len(digest) - 1].decode("utf-8", "ignore") + "~" + digest
+    return f".{name}{tail}"
 
 
 @contextmanager
@@ -23,9 +39,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in `path`'s folder; on success it is renamed onto `path`, on error removed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # the permissions of an ordinary new file, not mkstemp's 0600
-    os.close(fd)
+    while True:
+        tmp = target.parent / temp_name(target.name)
+        try:  # created empty and exclusively, with the permissions of an ordinary new file
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield Path(tmp)
         os.replace(tmp, target)

@@ -7,6 +7,8 @@ the first frame of the common audio/video span).  Frame rates are `Fraction`.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +16,32 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("broken", "resample", "scene", "segment", "face", "sync", "quality")
+
+# Clip names are `<clip stem>_shot_<NNN>_<SSS>.mp4`: a clip stem of at most this many UTF-8 bytes
+# leaves room for the suffix (and shot numbers beyond 999) within the 255-byte name limit.
+MAX_CLIP_STEM_BYTES = 200
+_CLIP_SUFFIX = re.compile(r"_shot_\d{3,}_\d{3,}$")
+
+
+def fit_clip_stem(stem: str) -> str:
+    """`stem` itself when it fits MAX_CLIP_STEM_BYTES, else its start and 8 hex digits of its SHA-1."""
+    data = stem.encode("utf-8", "surrogateescape")
+    if len(data) <= MAX_CLIP_STEM_BYTES:
+        return stem
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    head = data[: MAX_CLIP_STEM_BYTES - len(digest) - 1].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}_{digest}"
+
+
+def default_clip_stem(source_rel: str) -> str:
+    """The clip stem of a source whose stem no other source in its folder shares: its own stem."""
+    return fit_clip_stem(Path(source_rel).stem)
+
+
+def clip_stem_of(clip_id: str) -> str:
+    """The clip stem a clip id `<clip stem>_shot_<NNN>_<SSS>` starts with ("" when it is not one)."""
+    match = _CLIP_SUFFIX.search(clip_id or "")
+    return clip_id[: match.start()] if match else ""
 
 
 class Rejected(Exception):
@@ -41,10 +69,18 @@ class Source:
 
     path: Path  # absolute path of the file
     rel: str  # path relative to the input root, with '/' separators
+    # What its clips are named after when not its own stem (discovery sets it when stems
+    # collide within a folder: see `pipeline.discovery.assign_clip_stems`).
+    clip_stem: str = ""
 
     @property
     def stem(self) -> str:
         return Path(self.rel).stem
+
+    @property
+    def output_stem(self) -> str:
+        """The stem of every file named after this source (clips, intermediates, thumbnails)."""
+        return self.clip_stem or default_clip_stem(self.rel)
 
     @property
     def rel_dir(self) -> str:
@@ -79,6 +115,7 @@ class Segment:
     end_frame: int
     fps: Fraction = Fraction(25)
     time_offset_s: float = 0.0  # source time of output frame 0 (start of the common span)
+    clip_stem: str = ""  # the source's `output_stem` ("" for its default)
 
     @property
     def num_frames(self) -> int:
@@ -94,7 +131,7 @@ class Segment:
 
     @property
     def clip_id(self) -> str:
-        stem = Path(self.source_rel).stem
+        stem = self.clip_stem or default_clip_stem(self.source_rel)
         return f"{stem}_shot_{self.shot_index:03d}_{self.seg_index:03d}"
 
     @property

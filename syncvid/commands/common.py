@@ -28,14 +28,11 @@ def changed_keys(old: PipelineConfig, new: PipelineConfig, sections: Iterable[st
 def run_sources(cfg: PipelineConfig, layout: OutputLayout, markers: list[DoneMarker]) -> list[Source]:
     """The sources of the run, as `syncvid pipeline` sees them (the input folder when it is still there,
     else every source with a marker: an output root copied elsewhere can still be filtered)."""
-    from syncvid.pipeline.discovery import discover_sources
+    from syncvid.pipeline.discovery import discover_inputs
 
     input_dir = Path(cfg.run.input_dir) if cfg.run.input_dir else None
     if input_dir is not None and input_dir.is_dir():
-        root = layout.root
-        exclude = [root] if root != input_dir.parent and root.is_relative_to(input_dir) else []
-        exclude += [p for p in layout.all_stage_dirs() if p.is_relative_to(input_dir)]
-        return discover_sources(input_dir, cfg.run.extensions, exclude=exclude)
+        return discover_inputs(input_dir, cfg.run.extensions, layout, cfg.run.keep_intermediate).sources
     base = input_dir or layout.root
     return [Source(base / m.source, m.source) for m in markers if m.source]
 

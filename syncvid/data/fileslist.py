@@ -2,6 +2,7 @@
 
 A file list is a text file with one clip path per line (absolute paths, as the pipeline's
 `fileslist.txt` writes them; a relative line is taken relative to the list's folder).
+Lines end at '\n' only (a trailing '\r' of a CRLF list is removed with the surrounding blanks).
 Blank lines and lines starting with `#` are ignored.
 
 A data folder is searched in this order: its `fileslist.txt`; every .mp4 under its
@@ -28,7 +29,7 @@ def read_fileslist(path: str | os.PathLike) -> list[str]:
     base = path.resolve().parent
     seen: set[str] = set()
     out: list[str] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", newline="\n") as fh:  # lines end at '\n' only (a '\r' may be in a name)
         for line in fh:
             entry = line.strip()
             if not entry or entry.startswith("#"):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import secrets
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -27,14 +26,17 @@ from pathlib import Path
 import av
 import numpy as np
 
+from syncvid.atomic import temp_name
+
 __all__ = ["ClipWriter", "write_clip", "replace_audio", "temp_path_for"]
 
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 def temp_path_for(path: Path) -> Path:
-    """The hidden temporary name a clip is written under before being renamed onto `path`."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    """The hidden temporary name a clip is written under before being renamed onto `path`
+    (`syncvid.atomic.temp_name`: it fits the name limit whatever `path`'s name)."""
+    return path.with_name(temp_name(path.name))
 
 
 def _video_time_base(fps: Fraction) -> Fraction:

@@ -3,22 +3,41 @@ completion markers; and removing the hidden temporaries an interrupted run left.
 
 from __future__ import annotations
 
-from syncvid.atomic import write_text_atomic
+import json
+
+from syncvid.atomic import write_json_atomic, write_text_atomic
 from syncvid.outputs.layout import OutputLayout
 from syncvid.outputs.manifest import write_manifest
 from syncvid.outputs.markers import read_marker
 from syncvid.records import Source
 
-__all__ = ["collect_rows", "finish_outputs", "remove_stale_temporaries"]
+__all__ = ["collect_rows", "finish_outputs", "read_skipped", "remove_stale_temporaries", "write_skipped"]
+
+
+def write_skipped(layout: OutputLayout, rows: list[dict]) -> None:
+    """Record the rows of the input paths a pipeline run found but could not take as sources."""
+    write_json_atomic(layout.skipped_file, {"rows": rows})
+
+
+def read_skipped(layout: OutputLayout) -> list[dict]:
+    """The rows `write_skipped` recorded last ([] when none were, or the file is unreadable)."""
+    try:
+        data = json.loads(layout.skipped_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def collect_rows(layout: OutputLayout, sources: list[Source]) -> list[dict]:
-    """The manifest rows of every source that has a completion marker, in source order."""
+    """The manifest rows of every source that has a completion marker, in source order, then the
+    rows of the input paths the last pipeline run skipped (special files, bad names, ...)."""
     rows: list[dict] = []
     for source in sources:
         marker = read_marker(layout, source.rel)
         if marker is not None:
             rows.extend(marker.rows)
+    rows.extend(read_skipped(layout))
     return rows
 
 

@@ -54,6 +54,11 @@ class OutputLayout:
         return self.state_dir / "done"
 
     @property
+    def skipped_file(self) -> Path:
+        """Manifest rows of the input paths the last pipeline run could not take as sources."""
+        return self.state_dir / "skipped.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "run.lock"
 

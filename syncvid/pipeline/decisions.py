@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from typing import Callable, ContextManager, Iterable
 
 from syncvid.outputs.layout import OutputLayout
-from syncvid.records import Clip, Rejected, Segment
+from syncvid.records import Clip, Rejected, Segment, clip_stem_of
 from syncvid.stages.quality import CHECKS
 
 RESCORABLE_STAGES = ("sync", "quality")
@@ -32,7 +32,7 @@ def pool_rel(layout: OutputLayout, clip_rel: str) -> str:
 def row_segment(row: dict, time_offset_s: float = 0.0) -> Segment:
     """The candidate segment a clip row describes (before any sync trim)."""
     return Segment(row["source"], int(row["shot_index"]), int(row["seg_index"]), int(row["start_frame"]),
-                   int(row["end_frame"]), time_offset_s=time_offset_s)
+                   int(row["end_frame"]), time_offset_s=time_offset_s, clip_stem=clip_stem_of(row.get("clip") or ""))
 
 
 def reached_sync_decision(row: dict) -> bool:

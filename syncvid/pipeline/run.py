@@ -10,11 +10,11 @@ from pathlib import Path
 
 from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.errors import UsageError
-from syncvid.outputs.finish import finish_outputs, remove_stale_temporaries
+from syncvid.outputs.finish import finish_outputs, remove_stale_temporaries, write_skipped
 from syncvid.outputs.layout import OutputLayout
 from syncvid.outputs.markers import DoneMarker, read_marker
 from syncvid.pipeline.devices import plan_workers, visible_gpu_count
-from syncvid.pipeline.discovery import discover_sources
+from syncvid.pipeline.discovery import check_input_outside_outputs, discover_inputs
 from syncvid.pipeline.executors import LocalProcessExecutor, SequentialExecutor, WorkerJob
 from syncvid.pipeline.fingerprint import config_fingerprint
 from syncvid.pipeline.lock import RunLock
@@ -80,6 +80,7 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     input_dir, output_dir = resolve_output_dir(cfg)
     cfg.run.input_dir, cfg.run.output_dir = str(input_dir), str(output_dir)
     layout = OutputLayout(output_dir)
+    check_input_outside_outputs(input_dir, layout, cfg.run.keep_intermediate)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -91,11 +92,13 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
 
         save_config(cfg, layout.run_yaml)
         remove_stale_temporaries(layout)
-        exclude = [output_dir] if output_dir != input_dir.parent and output_dir.is_relative_to(input_dir) else []
-        exclude += [p for p in layout.all_stage_dirs() if p.is_relative_to(input_dir)]
-        sources = discover_sources(input_dir, cfg.run.extensions, exclude=exclude)
-        if not sources:
+        found = discover_inputs(input_dir, cfg.run.extensions, layout, cfg.run.keep_intermediate)
+        if found.notice(input_dir):
+            notice(found.notice(input_dir))
+        sources = found.sources
+        if not sources and not found.skipped:
             notice(f"no video files under {input_dir} (extensions: {', '.join(cfg.run.extensions)})")
+        write_skipped(layout, found.skipped)  # their rows join the manifest and the report
         fingerprint = config_fingerprint(cfg)
         todo = []
         for source in sources:
@@ -129,7 +132,7 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     src_rows = [r for r in rows if r["row_type"] == "source"]
     return RunSummary(
         output_dir=output_dir,
-        sources=len(sources),
+        sources=len(sources) + len(found.skipped),
         processed=len(todo),
         skipped=skipped,
         kept_clips=sum(r["status"] == "kept" for r in clips),

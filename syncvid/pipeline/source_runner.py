@@ -230,7 +230,7 @@ class SourceRunner:
                 self._shot_index = shot_index
                 self._shot_writer = self._open_intermediate("shot", f"_shot_{shot_index:03d}", picture)
             seg = self._segment_record(shot_index, seg_index, seg_start, seg_start + 1)
-            writer = self._open_intermediate("segmented", seg.clip_id[len(self._source.stem):], picture)
+            writer = self._open_intermediate("segmented", seg.clip_id[len(self._source.output_stem):], picture)
             buf = self._segment = _SegmentBuffer(shot_index, seg_index, seg_start,
                                                  self.stages.face.new_aligner(), writer=writer)
         self._shot_span = (shot_start, k + 1)
@@ -376,7 +376,7 @@ class SourceRunner:
 
     def _writer(self, folder: Path, suffix: str, width: int, height: int) -> ClipWriter:
         rel_dir = self._source.rel_dir
-        path = folder / rel_dir / f"{self._source.stem}{suffix}.mp4"
+        path = folder / rel_dir / f"{self._source.output_stem}{suffix}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         enc = self.cfg.encode
         return ClipWriter(path, width - width % 2, height - height % 2, fps=self.fps, sample_rate=self.sample_rate,
@@ -413,7 +413,8 @@ class SourceRunner:
 
     # --------------------------------------------------------------------- rows
     def _segment_record(self, shot: int, seg: int, start: int, end: int) -> Segment:
-        return Segment(self._source.rel, shot, seg, start, end, time_offset_s=self._reader.t0)
+        return Segment(self._source.rel, shot, seg, start, end, time_offset_s=self._reader.t0,
+                       clip_stem=self._source.output_stem)
 
     def _clip_row(self, seg: Segment) -> dict:
         return {
@@ -428,6 +429,8 @@ class SourceRunner:
                     message: str) -> dict:
         row = {"source": source.rel, "clip": "", "row_type": "source", "status": status, "stage": stage,
                "reason": reason, "message": message, "output": "", "candidate": ""}
+        if source.output_stem != source.stem:  # its clips are named after something else (see discovery)
+            row["clip_stem"] = source.output_stem
         if info is not None:
             row.update(src_fps=f"{info.fps.numerator}/{info.fps.denominator}", src_width=info.width,
                        src_height=info.height, src_audio_rate=info.audio_rate, duration_s=float(info.duration_s))

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from syncvid.atomic import atomic_path
+
 __all__ = [
     "EncoderConfig",
     "ResnetBlock2D",
@@ -293,9 +295,8 @@ def save_stable_syncnet(model: StableSyncNet, path: str | Path, *, global_step: 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": model.state_dict(), "global_step": int(global_step)}
     payload.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from syncvid.atomic import atomic_path
+
 __all__ = ["SyncNetV2", "load_syncnet_v2", "save_syncnet_v2", "missing_checkpoint_message"]
 
 
@@ -100,9 +102,8 @@ def save_syncnet_v2(model: SyncNetV2, path: str | Path) -> Path:
     """Write the flat state dict in the published layout (no prefix, no wrapper dict)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     return path
 
 

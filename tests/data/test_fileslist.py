@@ -60,3 +60,10 @@ def test_resolve_prefers_the_list(tmp_path):
     assert resolve_clip_paths("", tmp_path / "d") == [str(tmp_path / "d" / "b.mp4")]
     with pytest.raises(FileNotFoundError, match="data folder not found"):
         resolve_clip_paths("", tmp_path / "missing")
+
+
+def test_read_fileslist_splits_on_newlines_only(tmp_path):
+    # a carriage return inside a line is part of the path; CRLF line ends are accepted
+    lst = tmp_path / "list.txt"
+    lst.write_bytes(b"/data/a\rb.mp4\n/data/c.mp4\r\n/data/d.mp4")
+    assert read_fileslist(lst) == ["/data/a\rb.mp4", "/data/c.mp4", "/data/d.mp4"]

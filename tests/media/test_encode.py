@@ -274,3 +274,10 @@ def test_pipeline_encoder_settings_reach_x264_and_keep_alignment(tmp_path):
     plain = tmp_path / "plain.mp4"
     write_clip(plain, video, audio, preset="veryfast")
     assert b"mbtree=1" in plain.read_bytes() and b"subme=2" in plain.read_bytes()
+
+
+def test_clip_with_a_250_character_name(tmp_path):
+    # the clip's hidden temporary fits the name limit although `.<name>.<random>.part` would not
+    path = tmp_path / ("c" * 246 + ".mp4")
+    write_clip(path, np.zeros((3, 48, 64, 3), np.uint8), np.zeros(3 * 640, np.float32))
+    assert path.is_file() and not _hidden_temps(tmp_path)
