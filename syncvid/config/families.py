@@ -4,7 +4,10 @@ Rule, first match wins:
 1. an explicit top-level ``family:`` key in the file, or else in a file of its base chain;
 2. the file's location: named ``audio.yaml`` -> audio; in a folder named ``data`` ->
    pipeline, ``syncnet`` -> syncnet, ``unet`` -> unet (then the same test on its bases);
-3. the one family whose schema knows every key the file states.
+3. the one family whose schema knows every key the file states;
+4. when no family knows them all: the one family that knows most of them, a key one typo
+   away from a known key counting half (and followed into that key's section), provided it
+   knows more than half of them; its schema then names the typo ("did you mean ...").
 A caller that expects a family (the pipeline command expects ``pipeline``) uses it
 when rules 1-2 say nothing, and refuses a file they assign to another family.
 """

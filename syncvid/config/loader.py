@@ -129,7 +129,23 @@ def decide_family(layers: list[Layer], expected: str | None) -> str:
     ]
     if len(candidates) == 1:
         return candidates[0]
-    listed = ", ".join(candidates) if candidates else "none"
+    closest = ""
+    if not candidates:
+        # No family knows every key: the one that knows most of them, typos counted as half
+        # (so that a misspelt key gets its "did you mean" from that family's schema).
+        fits = {name: [0.0, 0] for name in FAMILIES}
+        for name, schema in FAMILIES.items():
+            for lay in layers:
+                score, keys = tc.key_fit(lay.data, schema)
+                fits[name][0] += score
+                fits[name][1] += keys
+        best = max(score for score, _ in fits.values())
+        top = [name for name, (score, keys) in fits.items() if score == best]
+        if len(top) == 1 and best > fits[top[0]][1] / 2:
+            return top[0]
+        if best > 0:
+            closest = "; closest: " + ", ".join(top)
+    listed = (", ".join(candidates) if candidates else "none") + closest
     raise ConfigError(
         [
             Problem(
