@@ -32,6 +32,15 @@ FOLDER_FAMILIES: dict[str, str] = {"data": "pipeline", "syncnet": "syncnet", "un
 FILE_FAMILIES: dict[str, str] = {"audio.yaml": "audio", "audio.yml": "audio"}
 
 
+# Keys a family no longer has, with why.  A file, flag or --set that still states one is
+# accepted: the key is dropped, with a one-line notice when its value is not null.
+RETIRED_KEYS: dict[str, dict[str, str]] = {
+    "pipeline": {
+        "run.temp_dir": "partial files are written, hidden, beside their final names and renamed when complete",
+    },
+}
+
+
 def family_from_path(path: Path) -> tuple[str, str] | None:
     """(family, reason) from a file's name or folder, or None."""
     if path.name in FILE_FAMILIES:

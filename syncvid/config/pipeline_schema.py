@@ -17,7 +17,6 @@ DEFAULT_EXTENSIONS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", "
 class RunSection:
     input_dir: Optional[str] = None
     output_dir: Optional[str] = None  # default: the parent folder of input_dir (reference behaviour)
-    temp_dir: Optional[str] = None
     total_num_workers: int = 2
     per_gpu_num_workers: int = 1
     executor: str = "local"  # local | sequential | ray
