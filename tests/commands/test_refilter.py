@@ -31,7 +31,6 @@ from syncvid.stages.quality import QualityStage
 from syncvid.stages.sync import SyncStage
 
 
-
 def _sources():
     from syncvid.sample.corpus import Scene, SourceSpec
 
