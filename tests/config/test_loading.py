@@ -348,3 +348,9 @@ def test_a_retired_key_from_flags_or_set(capsys):
     err = capsys.readouterr().err.splitlines()
     assert [line.split(" is no longer used")[0] for line in err] == [
         "syncvid: command-line flags: run.temp_dir", "syncvid: --set run.temp_dir=/other: run.temp_dir"]
+
+
+def test_the_shipped_pipeline_yaml_states_the_schema_defaults():
+    # configs/data/pipeline.yaml restates every default: a value differing from the schema's would
+    # make a run without the configs/ folder (schema defaults) behave differently.
+    assert load_config(CONFIG_ROOT / "data" / "pipeline.yaml") == PipelineConfig()

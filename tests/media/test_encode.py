@@ -274,3 +274,20 @@ def test_pipeline_encoder_settings_reach_x264_and_keep_alignment(tmp_path):
     plain = tmp_path / "plain.mp4"
     write_clip(plain, video, audio, preset="veryfast")
     assert b"mbtree=1" in plain.read_bytes() and b"subme=2" in plain.read_bytes()
+
+
+def test_settings_left_out_are_the_encode_sections(tmp_path):
+    from syncvid.config.pipeline_schema import EncodeSection
+
+    path = tmp_path / "defaults.mp4"
+    with ClipWriter(path, 64, 48) as writer:
+        assert writer.settings == EncodeSection().writer_options()
+        for _ in range(5):
+            writer.write_frame(np.zeros((48, 64, 3), np.uint8))
+    data = path.read_bytes()  # x264 writes its settings into the stream
+    assert b"subme=1" in data and b"rc_lookahead=10" in data and b"mbtree=1" in data  # superfast + x264_params
+    with ClipWriter(tmp_path / "chosen.mp4", 64, 48, preset="veryfast", aac_coder="twoloop", x264_params="") as w:
+        assert w.settings == {**EncodeSection().writer_options(), "preset": "veryfast", "aac_coder": "twoloop",
+                              "x264_params": ""}
+        w.write_frame(np.zeros((48, 64, 3), np.uint8))
+    assert b"subme=2" in (tmp_path / "chosen.mp4").read_bytes()  # veryfast
