@@ -71,7 +71,8 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     _flag(p, "input_dir", help="folder of raw videos (searched recursively)")
     _flag(p, "output_dir", help="output root (default: the parent folder of --input_dir, as in the reference)")
     _flag(p, "config", help="pipeline config YAML (default: configs/data/pipeline.yaml)")
-    _flag(p, "temp_dir", help="folder for temporary files (recorded; outputs are written beside their final names)")
+    _flag(p, "temp_dir", help="no longer used (partial files are written beside their final names); "
+          "accepted with a notice")
     _flag(p, "total_num_workers", type=_positive_int, help="worker processes for CPU stages")
     _flag(p, "per_gpu_num_workers", type=_positive_int, help="workers per visible GPU when a GPU backend is used")
     _flag(p, "resolution", type=_resolution, help="side of the aligned output clips in pixels (256, 512)")

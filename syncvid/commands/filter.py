@@ -36,7 +36,7 @@ def filter_main(output_dir, sync_conf_threshold: float | None, overrides: list[s
         started = time.time()
         result = apply_thresholds(layout, new, previous=old)
         save_run_yaml(layout, old, new)
-        finish_outputs(layout, run_sources(new, layout, read_markers(layout)))
+        finish_outputs(layout, run_sources(new, layout, read_markers(layout)), contact_sheet=new.run.contact_sheet)
     print(f"syncvid: filter: {result.kept_before} -> {result.kept_after} clips kept "
           f"({result.restored} restored from the pool, {result.pooled} moved to it; "
           f"{format_changes(old, new, keys)}; {time.time() - started:.2f} s)")

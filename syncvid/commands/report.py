@@ -14,7 +14,10 @@ def report_main(output_dir) -> int:
     """`syncvid report`: rewrite report.html and the contact sheet from the completion markers."""
     layout, cfg = open_root(output_dir)
     rows = collect_rows(layout, run_sources(cfg, layout, read_markers(layout)))
-    write_contact_sheet(layout, rows)
+    if cfg.run.contact_sheet:
+        write_contact_sheet(layout, rows)
+    else:
+        layout.contact_sheet.unlink(missing_ok=True)
     path = write_report(layout, rows)
     print(f"syncvid: report: {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

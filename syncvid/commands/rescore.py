@@ -236,7 +236,8 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
             for k, v in outcome.audio_context.items():
                 totals.audio_context[k] = totals.audio_context.get(k, 0) + v
         save_run_yaml(layout, old, new)
-        all_rows = finish_outputs(layout, run_sources(new, layout, read_markers(layout)))
+        all_rows = finish_outputs(layout, run_sources(new, layout, read_markers(layout)),
+                                  contact_sheet=new.run.contact_sheet)
     kept_after = sum(1 for r in all_rows if r.get("row_type") == "clip" and r["status"] == "kept")
     clip_audio = totals.audio_context.get("clip", 0)
     print(f"syncvid: rescore {','.join(stages)}: {totals.rescored} candidates scored, {totals.reencoded} re-encoded, "

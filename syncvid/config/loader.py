@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
@@ -22,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from syncvid.config import typecheck as tc
 from syncvid.config.errors import ConfigError, Problem
-from syncvid.config.families import FAMILIES, family_from_path
+from syncvid.config.families import FAMILIES, RETIRED_KEYS, family_from_path
 from syncvid.config.yaml_io import YamlProblem, parse_yaml
 
 EXTENDS_KEY = "extends"
@@ -125,11 +126,28 @@ def decide_family(layers: list[Layer], expected: str | None) -> str:
     if family is not None:
         return family
     candidates = [
-        name for name, schema in FAMILIES.items() if all(tc.count_unknown(lay.data, schema) == 0 for lay in layers)
+        name for name, schema in FAMILIES.items()
+        if all(tc.count_unknown(_without_retired(lay.data, name, None), schema) == 0 for lay in layers)
     ]
     if len(candidates) == 1:
         return candidates[0]
-    listed = ", ".join(candidates) if candidates else "none"
+    closest = ""
+    if not candidates:
+        # No family knows every key: the one that knows most of them, typos counted as half
+        # (so that a misspelt key gets its "did you mean" from that family's schema).
+        fits = {name: [0.0, 0] for name in FAMILIES}
+        for name, schema in FAMILIES.items():
+            for lay in layers:
+                score, keys = tc.key_fit(_without_retired(lay.data, name, None), schema)
+                fits[name][0] += score
+                fits[name][1] += keys
+        best = max(score for score, _ in fits.values())
+        top = [name for name, (score, keys) in fits.items() if score == best]
+        if len(top) == 1 and best > fits[top[0]][1] / 2:
+            return top[0]
+        if best > 0:
+            closest = "; closest: " + ", ".join(top)
+    listed = (", ".join(candidates) if candidates else "none") + closest
     raise ConfigError(
         [
             Problem(
@@ -149,6 +167,36 @@ def _nest(dotted: str, value: Any) -> dict:
     return out
 
 
+def retired_notice(where: str, key: str, why: str) -> None:
+    """One line on stderr for a key the family no longer has."""
+    print(f"syncvid: {where}: {key} is no longer used ({why}); it is ignored", file=sys.stderr)
+
+
+def _without_retired(data: dict, family: str, where: str | None) -> dict:
+    """`data` without the family's retired keys (a notice for each non-null one when `where`)."""
+    retired = RETIRED_KEYS.get(family, {})
+    for key, why in retired.items():
+        *parents, name = key.split(".")
+        section: Any = data
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or name not in section:
+            continue
+        if where is not None and section[name] is not None:
+            retired_notice(where, key, why)
+        data = _copy_without(data, parents + [name])
+    return data
+
+
+def _copy_without(data: dict, path: list[str]) -> dict:
+    out = dict(data)
+    if len(path) == 1:
+        out.pop(path[0], None)
+    else:
+        out[path[0]] = _copy_without(out[path[0]], path[1:])
+    return out
+
+
 def _lookup_or_problem(schema: type, key: str, where: str, problems: list[Problem]) -> Any:
     try:
         return tc.lookup(schema, key)
@@ -161,11 +209,15 @@ def _lookup_or_problem(schema: type, key: str, where: str, problems: list[Proble
         return None
 
 
-def flags_layer(schema: type, flags: Mapping[str, object] | None, problems: list[Problem]) -> dict:
+def flags_layer(schema: type, flags: Mapping[str, object] | None, problems: list[Problem],
+                retired: Mapping[str, str] | None = None) -> dict:
     """Named flags ({dotted key: value}) as a layer; None values mean 'not given'."""
     layer: dict = {}
     for key, value in (flags or {}).items():
         if value is None:
+            continue
+        if retired and key in retired:
+            retired_notice(FLAGS_WHERE, key, retired[key])
             continue
         if not isinstance(key, str) or not _KEY_PATTERN.match(key):
             problems.append(
@@ -196,7 +248,8 @@ def parse_override(text: str) -> tuple[str, str]:
     return key, raw
 
 
-def overrides_layer(schema: type, overrides: Iterable[str] | None, problems: list[Problem]) -> dict:
+def overrides_layer(schema: type, overrides: Iterable[str] | None, problems: list[Problem],
+                    retired: Mapping[str, str] | None = None) -> dict:
     """``--set KEY=VALUE`` overrides as a layer.
 
     VALUE is read as a YAML scalar or flow collection (``2e-5`` float, ``true``
@@ -210,6 +263,10 @@ def overrides_layer(schema: type, overrides: Iterable[str] | None, problems: lis
             key, raw = parse_override(text)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        if retired and key in retired:
+            if raw.strip() not in ("", "null", "~"):
+                retired_notice(where, key, retired[key])
             continue
         tp = _lookup_or_problem(schema, key, where, problems)
         if tp is None:
@@ -301,10 +358,12 @@ def compose(
     problems: list[Problem] = []
     _check_schema(schema)
     merged = tc.defaults(schema)
+    retired = RETIRED_KEYS.get(family, {})
     for layer in layers:
-        merged = tc.deep_merge(merged, tc.check_section(layer.data, schema, "", layer.where, problems))
-    merged = tc.deep_merge(merged, flags_layer(schema, flags, problems))
-    merged = tc.deep_merge(merged, overrides_layer(schema, overrides, problems))
+        data = _without_retired(layer.data, family, layer.where)
+        merged = tc.deep_merge(merged, tc.check_section(data, schema, "", layer.where, problems))
+    merged = tc.deep_merge(merged, flags_layer(schema, flags, problems, retired))
+    merged = tc.deep_merge(merged, overrides_layer(schema, overrides, problems, retired))
     for key in tc.missing_keys(merged):
         problems.append(
             Problem(where, key, f"missing required value (???); set it in the file or with --set {key}=VALUE")

@@ -17,7 +17,6 @@ DEFAULT_EXTENSIONS = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", "
 class RunSection:
     input_dir: Optional[str] = None
     output_dir: Optional[str] = None  # default: the parent folder of input_dir (reference behaviour)
-    temp_dir: Optional[str] = None
     total_num_workers: int = 2
     per_gpu_num_workers: int = 1
     executor: str = "local"  # local | sequential | ray
@@ -131,7 +130,7 @@ class FaceSection:
     insightface_det_size: int = 640  # insightface: SCRFD input size (square)
     verify_every: int = 5  # while tracking, check every N frames that the tracked region is still a face (0: never)
     verify_margin: float = -0.5  # dlib: HOG margin a tracked face must still reach at a check
-    smooth_anchors: bool = False  # adaptive (one-euro) smoothing of the three alignment anchors, reset per clip
+    smooth_anchors: bool = True  # adaptive (one-euro) smoothing of the three alignment anchors, reset per clip
     smooth_min_cutoff_hz: float = 2.0  # one-euro cut-off for a still face (lower: smoother, more lag)
     smooth_beta: float = 4.0  # one-euro speed coefficient (higher: less lag when the face moves)
     # Resize of the warped W×H crop to resolution×resolution: cubic (default) or lanczos4 (the

@@ -371,6 +371,56 @@ def count_unknown(data: Any, cls: type) -> int:
     return count
 
 
+def _as_schema(tp: Any) -> type | None:
+    """`tp` when it is a schema, or the schema of an optional one, else None."""
+    if is_schema(tp):
+        return tp
+    args = _union_args(tp)
+    if args is not None:
+        arms = [a for a in args if a is not _NONE]
+        if len(arms) == 1 and is_schema(arms[0]):
+            return arms[0]
+    return None
+
+
+def key_fit(data: Any, cls: type) -> tuple[float, int]:
+    """(score, keys): how well a schema knows the keys of `data`, at any depth of nested schemas.
+
+    `keys` counts every key of `data`; a key the schema knows scores 1, a key one typo away
+    from one it knows (what `suggest` would propose) scores 1/2 and is followed into that
+    key's section; the keys below an unknown key score nothing."""
+    if not isinstance(data, dict):
+        return 0.0, 0
+    types_ = field_types(cls)
+    score, keys = 0.0, 0
+    for name, value in data.items():
+        keys += 1
+        if name in types_:
+            score += 1.0
+            target = types_[name]
+        else:
+            close = difflib.get_close_matches(str(name), list(types_), n=1, cutoff=0.6)
+            if not close:
+                keys += _count_keys(value)
+                continue
+            score += 0.5
+            target = types_[close[0]]
+        schema = _as_schema(target)
+        if schema is None:
+            keys += _count_keys(value)
+            continue
+        sub_score, sub_keys = key_fit(value, schema)
+        score += sub_score
+        keys += sub_keys
+    return score, keys
+
+
+def _count_keys(data: Any) -> int:
+    if not isinstance(data, dict):
+        return 0
+    return sum(1 + _count_keys(v) for v in data.values())
+
+
 def child_type(tp: Any, key: str | int) -> Any:
     """The annotation of a child (field, mapping value or list item) of `tp`, else Any."""
     args = _union_args(tp)

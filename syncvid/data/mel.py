@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from syncvid.config.audio_schema import AudioSection
+
 __all__ = [
     "MelParams",
     "DEFAULT_MEL_PARAMS",
@@ -48,27 +50,32 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AUDIO_CONFIG = Path("configs") / "audio.yaml"
 
 
+# The defaults are the audio schema's (`syncvid.config.audio_schema.AudioSection`), stated there once.
+_SCHEMA = AudioSection()
+
+
 @dataclass(frozen=True)
 class MelParams:
-    """Parameters of the mel features (the `audio` section of configs/audio.yaml)."""
+    """Parameters of the mel features (the `audio` section of configs/audio.yaml); the defaults are
+    `AudioSection`'s."""
 
-    sample_rate: int = 16000
-    n_fft: int = 800
-    hop_size: int = 200
-    win_size: int = 800
-    num_mels: int = 80
-    fmin: float = 55.0
-    fmax: float = 7600.0
-    preemphasize: bool = True
-    preemphasis: float = 0.97
-    min_level_db: float = -100.0
-    ref_level_db: float = 20.0
-    signal_normalization: bool = True
-    allow_clipping_in_normalization: bool = True
-    symmetric_mels: bool = True
-    max_abs_value: float = 4.0
+    sample_rate: int = _SCHEMA.sample_rate
+    n_fft: int = _SCHEMA.n_fft
+    hop_size: int = _SCHEMA.hop_size
+    win_size: int = _SCHEMA.win_size
+    num_mels: int = _SCHEMA.num_mels
+    fmin: float = _SCHEMA.fmin
+    fmax: float = _SCHEMA.fmax
+    preemphasize: bool = _SCHEMA.preemphasize
+    preemphasis: float = _SCHEMA.preemphasis
+    min_level_db: float = _SCHEMA.min_level_db
+    ref_level_db: float = _SCHEMA.ref_level_db
+    signal_normalization: bool = _SCHEMA.signal_normalization
+    allow_clipping_in_normalization: bool = _SCHEMA.allow_clipping_in_normalization
+    symmetric_mels: bool = _SCHEMA.symmetric_mels
+    max_abs_value: float = _SCHEMA.max_abs_value
     # librosa >= 0.10 pads the centred STFT with zeros ("constant"); older releases reflected.
-    pad_mode: str = "constant"
+    pad_mode: str = _SCHEMA.pad_mode
 
     def __post_init__(self) -> None:
         if self.n_fft <= 0 or self.hop_size <= 0 or self.win_size <= 0:

@@ -7,7 +7,8 @@ the RGB pixels of a region around its box, which is all it reads: frames are
 taken as `Picture`s (or RGB arrays), so a tracked frame is never converted to
 RGB as a whole.  The predictor's model is dlib's file, evaluated by
 `syncvid.face.ert` (the same trees, twice as fast; landmarks come back with
-their sub-pixel positions, which dlib rounds to whole pixels).
+their sub-pixel positions, which dlib rounds to whole pixels).  Where numba is missing or
+cannot compile those loops, dlib's own predictor is used instead, after a one-line notice.
 
 The HOG detector's window is 80×80 pixels: the smallest face it finds is about
 80·W/detect_width pixels wide in a frame W pixels wide (240 px at 1080p with the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -27,7 +29,7 @@ import numpy as np
 from syncvid.atomic import atomic_path
 from syncvid.face.align import anchors_from_68
 from syncvid.face.backends import FaceBackend, FaceBackendError, FaceObservation
-from syncvid.face.ert import ShapePredictor, load_ert_model
+from syncvid.face.ert import CompiledLoopsUnavailable, ShapePredictor, load_ert_model
 from syncvid.face.landmarks import Box, box_center, follow_box, predictor_box_from_68, reference_box_from_68
 from syncvid.media.picture import Picture, as_picture
 
@@ -91,13 +93,66 @@ def load_face_detector():
     return detector
 
 
-def load_shape_predictor() -> ShapePredictor:
-    """The 68-point predictor of `face_recognition_models`, its arrays from `cache_dir()`."""
+class DlibShapePredictor:
+    """dlib's own 68-point predictor behind `ShapePredictor`'s call: the same trees, the
+    landmarks rounded to whole pixels, slower."""
+
+    def __init__(self, path: Path):
+        import dlib
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(str(path))
+
+    def __call__(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"expected a uint8 grey or RGB image, got {image.dtype} {image.shape}")
+        rect = self._dlib.rectangle(*(int(round(v)) for v in box))
+        shape = self._predictor(np.ascontiguousarray(image), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+_fallback_noticed = False
+
+
+def _fall_back(path: Path, reason: CompiledLoopsUnavailable) -> DlibShapePredictor:
+    global _fallback_noticed
+    if not _fallback_noticed:  # once per process
+        _fallback_noticed = True
+        print(f"syncvid: {reason}; landmarks come from dlib's own shape predictor (whole pixels, slower)",
+              file=sys.stderr)
+    return DlibShapePredictor(path)
+
+
+class LandmarkPredictor:
+    """`predictor(image, box)` → float32 [68, 2]: `syncvid.face.ert`'s compiled predictor, or
+    dlib's own from the first time numba cannot import or compile it."""
+
+    def __init__(self, path: Path, compiled: ShapePredictor | None, fallback: DlibShapePredictor | None = None):
+        self.path = path
+        self._compiled = compiled
+        self._fallback = fallback
+
+    @property
+    def compiled(self) -> bool:
+        return self._fallback is None
+
+    def __call__(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        if self._fallback is None:
+            try:
+                return self._compiled(image, box)
+            except CompiledLoopsUnavailable as exc:
+                self._fallback = _fall_back(self.path, exc)
+        return self._fallback(image, box)
+
+
+def load_shape_predictor() -> LandmarkPredictor:
+    """The 68-point predictor of `face_recognition_models`, its arrays from `cache_dir()`; dlib's
+    own predictor, after a one-line notice on stderr, when numba cannot run the compiled one."""
     path = predictor_path()
     try:
-        return ShapePredictor(load_ert_model(path, cache_dir()))
-    except ImportError as exc:  # pragma: no cover - numba is a hard dependency
-        raise FaceBackendError(f"the 68-point landmark predictor needs numba (pip install numba): {exc}") from exc
+        return LandmarkPredictor(path, ShapePredictor(load_ert_model(path, cache_dir())))
+    except CompiledLoopsUnavailable as exc:
+        return LandmarkPredictor(path, None, _fall_back(path, exc))
     except (OSError, ValueError) as exc:
         raise FaceBackendError(f"cannot load the 68-point shape predictor {path}: {exc}") from exc
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from syncvid.atomic import atomic_path
 
-__all__ = ["ErtModel", "ShapePredictor", "parse_dlib_shape_predictor", "load_ert_model"]
+__all__ = ["CompiledLoopsUnavailable", "ErtModel", "ShapePredictor", "parse_dlib_shape_predictor", "load_ert_model"]
 
 # Written into the cached arrays' file name: bump when the layout changes.
 _CACHE_VERSION = 2
@@ -61,13 +61,40 @@ class ErtModel:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+class CompiledLoopsUnavailable(RuntimeError):
+    """numba cannot be imported, or could not compile one of the loops (the message says which)."""
+
+
 # ------------------------------------------------------------------------------- parsing
 def _kernels():
     # The compiled loops live in their own module, imported on first use: importing syncvid
     # does not import numba.  numba keeps the machine code in its cache after the first run.
-    from syncvid.face import ert_kernels
-
+    try:
+        from syncvid.face import ert_kernels
+    except Exception as exc:  # ImportError, or numba failing while it sets itself up
+        raise CompiledLoopsUnavailable(f"numba cannot be imported ({_first_line(exc)})") from exc
     return ert_kernels
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _from_numba(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("numba", "llvmlite")
+
+
+def _run(kernel, *args):
+    """`kernel(*args)`, its compilation errors (numba's or llvmlite's) raised as
+    CompiledLoopsUnavailable; what the loop itself raises (IndexError) passes unchanged."""
+    try:
+        return kernel(*args)
+    except Exception as exc:
+        if _from_numba(exc):
+            name = getattr(kernel, "__name__", "a loop")
+            raise CompiledLoopsUnavailable(f"numba could not compile {name} ({_first_line(exc)})") from exc
+        raise
 
 
 _PARSE_STEPS = {
@@ -88,7 +115,7 @@ def parse_dlib_shape_predictor(path: str | os.PathLike) -> ErtModel:
     path = Path(path)
     buf = np.fromfile(path, dtype=np.uint8)
     try:
-        dims = _kernels().model_sizes(buf)
+        dims = _run(_kernels().model_sizes, buf)
     except IndexError:
         raise ValueError(f"{path}: not a dlib shape predictor file (it ends too early)") from None
     C, T, S, L, p2, F = (int(v) for v in dims)
@@ -103,7 +130,7 @@ def parse_dlib_shape_predictor(path: str | os.PathLike) -> ErtModel:
         deltas=np.empty((C, F, 2), np.float32),
     )
     try:
-        end = _kernels().parse_model(buf, dims, *model.arrays().values())
+        end = _run(_kernels().parse_model, buf, dims, *model.arrays().values())
     except IndexError:
         raise ValueError(f"{path}: not a dlib shape predictor file (it ends too early)") from None
     if end < 0:
@@ -157,7 +184,10 @@ def _load_cached(leaves_path: Path, rest_path: Path) -> ErtModel | None:
 
 
 class ShapePredictor:
-    """`predict(image, box)` → float32 [P, 2] landmarks in image pixels."""
+    """`predict(image, box)` → float32 [P, 2] landmarks in image pixels.
+
+    Raises CompiledLoopsUnavailable (on construction or on a call) when numba cannot run the
+    loops; `syncvid.face.dlib_backend.load_shape_predictor` then falls back to dlib's own."""
 
     def __init__(self, model: ErtModel):
         self.model = model
@@ -176,7 +206,7 @@ class ShapePredictor:
             image = image[:, :, None]
         m = self.model
         out = np.empty((m.num_parts, 2), np.float32)
-        self._predict(image, np.asarray(box, dtype=np.float64), m.initial_shape, self._ref_centred, self._ref_sigma,
-                      m.split_features, m.split_thresholds, m.leaves, m.anchors, m.deltas, out)
+        _run(self._predict, image, np.asarray(box, dtype=np.float64), m.initial_shape, self._ref_centred,
+             self._ref_sigma, m.split_features, m.split_thresholds, m.leaves, m.anchors, m.deltas, out)
         return out
 

@@ -260,7 +260,8 @@ def lipsync(
         mask = torch.from_numpy(_mask(cfg, resolution)).to(device)[None]  # (1, r, r), 1 = keep
         without_face = 0
         h, w = store.frames.shape[1:3]
-        writer = ClipWriter(output, w, h, fps=FPS, sample_rate=SAMPLE_RATE, crf=18, preset="veryfast")
+        writer = ClipWriter(output, w, h, fps=FPS, sample_rate=SAMPLE_RATE, crf=18, preset="veryfast",
+                             x264_params="", aac_coder="twoloop")
         bar = tqdm(total=num_out, desc="lipsync", unit="frame", disable=not progress, dynamic_ncols=True)
         try:
             for start in range(0, num_out, chunk):

@@ -27,6 +27,10 @@ import av
 import numpy as np
 
 from syncvid.atomic import temp_name
+from syncvid.config.pipeline_schema import EncodeSection
+
+# The encoder settings a caller leaves out: the pipeline schema's `encode` section, stated once.
+ENCODE_DEFAULTS = EncodeSection()
 
 __all__ = ["ClipWriter", "write_clip", "replace_audio", "temp_path_for"]
 
@@ -63,7 +67,8 @@ class ClipWriter:
     (flush the file to disk before the rename).  ``x264_params`` adds x264 options
     (``"key=value:key=value"``) to the preset's; ``aac_coder`` picks FFmpeg's AAC coder
     (``"twoloop"``, FFmpeg's default, or ``"fast"``, about 5x cheaper; the pipeline's
-    `encode` section chooses, see `EncodeSection.writer_options`).
+    `encode` section chooses, see `EncodeSection.writer_options`).  Encoder settings left out
+    (None) are `EncodeSection`'s defaults (`ENCODE_DEFAULTS`).
     """
 
     def __init__(
@@ -74,12 +79,12 @@ class ClipWriter:
         fps: int | Fraction = 25,
         sample_rate: int = 16000,
         channels: int = 1,
-        crf: int = 13,
-        preset: str = "veryfast",
-        audio_bitrate: int = 96000,
+        crf: int | None = None,
+        preset: str | None = None,
+        audio_bitrate: int | None = None,
         threads: int = 1,
-        x264_params: str = "",
-        aac_coder: str = "twoloop",
+        x264_params: str | None = None,
+        aac_coder: str | None = None,
         *,
         rotation: int = 0,
         audio_start_s: float = 0.0,
@@ -88,6 +93,14 @@ class ClipWriter:
         fsync: bool = False,
     ):
         self.path = Path(path)
+        d = ENCODE_DEFAULTS
+        crf = d.crf if crf is None else crf
+        preset = d.preset if preset is None else preset
+        audio_bitrate = d.audio_bitrate if audio_bitrate is None else audio_bitrate
+        x264_params = d.x264_params if x264_params is None else x264_params
+        aac_coder = d.aac_coder if aac_coder is None else aac_coder
+        self.settings = {"crf": crf, "preset": preset, "x264_params": x264_params, "audio_bitrate": audio_bitrate,
+                         "aac_coder": aac_coder}
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"yuv420p needs a positive even frame size, got {width}x{height}")
         fps = Fraction(fps)
@@ -288,9 +301,9 @@ def replace_audio(
     path: str | os.PathLike,
     audio: np.ndarray,
     sample_rate: int = 16000,
-    audio_bitrate: int = 96000,
+    audio_bitrate: int | None = None,
     *,
-    aac_coder: str = "twoloop",
+    aac_coder: str | None = None,
     fsync: bool = False,
 ) -> None:
     """Write `path`: the video stream of the clip `src` copied packet for packet (no re-encode)
@@ -302,6 +315,8 @@ def replace_audio(
     first video frame, as with `ClipWriter`.  `src` is only read.
     """
     src, path = Path(src), Path(path)
+    audio_bitrate = ENCODE_DEFAULTS.audio_bitrate if audio_bitrate is None else audio_bitrate
+    aac_coder = ENCODE_DEFAULTS.aac_coder if aac_coder is None else aac_coder
     samples = np.asarray(audio, dtype=np.float32)
     channels = 1 if samples.ndim == 1 else int(samples.shape[1])
     if channels not in (1, 2):

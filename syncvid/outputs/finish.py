@@ -41,8 +41,11 @@ def collect_rows(layout: OutputLayout, sources: list[Source]) -> list[dict]:
     return rows
 
 
-def finish_outputs(layout: OutputLayout, sources: list[Source]) -> list[dict]:
-    """Write manifest.parquet, fileslist.txt, the contact sheet and the report from the completion markers."""
+def finish_outputs(layout: OutputLayout, sources: list[Source], contact_sheet: bool = True) -> list[dict]:
+    """Write manifest.parquet, fileslist.txt, the contact sheet and the report from the completion markers.
+
+    With `contact_sheet` false (`run.contact_sheet`), no contact_sheet.png is written and one
+    left by an earlier run is removed, so that the folder holds none that is out of date."""
     from syncvid.outputs.report import write_contact_sheet, write_report
 
     rows = collect_rows(layout, sources)
@@ -50,7 +53,10 @@ def finish_outputs(layout: OutputLayout, sources: list[Source]) -> list[dict]:
     kept = sorted(str((layout.root / r["output"]).resolve()) for r in rows
                   if r.get("row_type") == "clip" and r.get("status") == "kept" and r.get("output"))
     write_text_atomic(layout.fileslist, "".join(p + "\n" for p in kept))
-    write_contact_sheet(layout, rows)
+    if contact_sheet:
+        write_contact_sheet(layout, rows)
+    else:
+        layout.contact_sheet.unlink(missing_ok=True)
     write_report(layout, rows)
     return rows
 

@@ -6,6 +6,8 @@
   so inside it the device is `cuda:0`).
 * A GPU backend enabled but no GPU visible: `total_num_workers` workers on the CPU,
   with a one-line notice instead of a failure.
+* More CPU workers than twice the machine's cores: planned as asked, with a one-line notice
+  (each worker decodes, detects and encodes on its own core; beyond that they only share them).
 """
 
 from __future__ import annotations
@@ -36,20 +38,22 @@ class WorkerPlan:
     notice: str | None = None
 
 
-def plan_workers(total_num_workers: int, per_gpu_num_workers: int, num_gpus: int, needs_gpu: bool) -> WorkerPlan:
+def plan_workers(total_num_workers: int, per_gpu_num_workers: int, num_gpus: int, needs_gpu: bool,
+                 cpu_count: int | None = None) -> WorkerPlan:
+    """`cpu_count`: the machine's cores (default `os.cpu_count()`), for the too-many-workers notice."""
     if total_num_workers < 1:
         raise ValueError(f"total_num_workers must be at least 1, got {total_num_workers}")
     if per_gpu_num_workers < 1:
         raise ValueError(f"per_gpu_num_workers must be at least 1, got {per_gpu_num_workers}")
-    if not needs_gpu:
-        return WorkerPlan([WorkerSlot(i, None) for i in range(total_num_workers)])
-    if num_gpus == 0:
-        return WorkerPlan(
-            [WorkerSlot(i, None) for i in range(total_num_workers)],
-            notice="no GPU visible: GPU-capable backends run on the CPU",
-        )
-    count = num_gpus * per_gpu_num_workers
-    return WorkerPlan([WorkerSlot(i, i % num_gpus) for i in range(count)])
+    if needs_gpu and num_gpus > 0:
+        count = num_gpus * per_gpu_num_workers
+        return WorkerPlan([WorkerSlot(i, i % num_gpus) for i in range(count)])
+    notices = ["no GPU visible: GPU-capable backends run on the CPU"] if needs_gpu else []
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    if total_num_workers > 2 * cores:
+        notices.append(f"total_num_workers {total_num_workers} is more than twice the {cores} CPU core(s): "
+                       "the workers will mostly wait for each other (and each holds its own memory)")
+    return WorkerPlan([WorkerSlot(i, None) for i in range(total_num_workers)], notice="; ".join(notices) or None)
 
 
 def visible_gpu_count() -> int:

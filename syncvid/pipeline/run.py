@@ -127,7 +127,7 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
             from syncvid.pipeline.rejudge import apply_thresholds
 
             apply_thresholds(layout, cfg)
-        rows = finish_outputs(layout, sources)
+        rows = finish_outputs(layout, sources, contact_sheet=cfg.run.contact_sheet)
     clips = [r for r in rows if r["row_type"] == "clip"]
     src_rows = [r for r in rows if r["row_type"] == "source"]
     return RunSummary(

@@ -505,6 +505,8 @@ def _write_media(spec: SourceSpec, path: Path, seed: int) -> dict:
         channels=spec.channels if has_audio else 0,
         crf=SOURCE_CRF,
         preset="veryfast",
+        x264_params="",
+        aac_coder="twoloop",
         threads=1,
         rotation=spec.rotation,
     )

@@ -1,4 +1,6 @@
-"""`syncvid filter` / `rescore` / `report` on a real output root (2 real talking heads + 1 no-audio file)."""
+"""`syncvid filter` / `rescore` / `report` on an output root of generated media: two synthetic
+talking heads (one in sync, one whose audio lags by two frames) and one file without audio, so
+that a clone without the real test media runs these tests too."""
 
 from __future__ import annotations
 
@@ -28,16 +30,29 @@ from syncvid.records import Rejected
 from syncvid.stages.quality import QualityStage
 from syncvid.stages.sync import SyncStage
 
-SOURCES = ("talk_25fps_844.mp4", "talk_30fps_700.mp4", "anime_noaudio_25fps.mp4")
+
+def _sources():
+    from syncvid.sample.corpus import Scene, SourceSpec
+
+    return (
+        # 275 frames: two 5 s clips and a 1 s tail dropped as too short
+        SourceSpec("talk_25fps.mp4", "talk", "in sync, 44.1 kHz stereo", num_frames=275, sample_rate=44100,
+                   channels=2),
+        # two full clips, each found 2 or 3 frames off
+        SourceSpec("talk_audio_lags_2.mp4", "talk", "the sound comes 2 frames after the mouth", num_frames=250,
+                   audio_lead_frames=-2, scenes=(Scene(0.0, "window"),)),
+        SourceSpec("no_audio.mp4", "talk", "no audio stream", num_frames=100, sample_rate=0, channels=0),
+    )
 
 
 @pytest.fixture(scope="module")
-def real_run(shared_media, tmp_path_factory) -> Path:
-    """One sequential pipeline run over two real speakers and a file without audio (about 15 s)."""
+def generated_run(tmp_path_factory) -> Path:
+    """One sequential pipeline run over two generated speakers and a file without audio (a few seconds)."""
+    from syncvid.sample.corpus import write_source
+
     raw = tmp_path_factory.mktemp("refilter") / "raw"
-    raw.mkdir()
-    for name in SOURCES:
-        shutil.copyfile(shared_media / name, raw / name)
+    for seed, spec in enumerate(_sources()):
+        write_source(spec, raw, seed)
     out = raw.parent / "out"
     flags = {"run.input_dir": str(raw), "run.output_dir": str(out), "run.executor": "sequential",
              "run.progress": False}
@@ -46,10 +61,10 @@ def real_run(shared_media, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def root(real_run, tmp_path) -> Path:
+def root(generated_run, tmp_path) -> Path:
     """A private copy of the output root (filter and rescore change it)."""
     copy = tmp_path / "out"
-    shutil.copytree(real_run, copy)
+    shutil.copytree(generated_run, copy)
     return copy
 
 
@@ -142,13 +157,13 @@ def test_changed_keys_and_threshold_keys():
 
 
 # ----------------------------------------------------------------------------- filter
-def test_filter_drops_everything_then_restores_the_same_files(root, real_run, capsys):
+def test_filter_drops_everything_then_restores_the_same_files(root, generated_run, capsys):
     before_markers = _markers(root)
     before_finals = _finals(root)
     before = _clips(root)
     kept = {c for c, r in before.items() if r["status"] == "kept"}
-    assert kept, "the real speakers should give kept clips"
-    fileslist = (root / "fileslist.txt").read_text().replace(str(real_run), str(root))
+    assert kept, "the generated speakers should give kept clips"
+    fileslist = (root / "fileslist.txt").read_text().replace(str(generated_run), str(root))
 
     assert filter_main(str(root), 1e9, []) == 0
     assert f"{len(kept)} -> 0 clips kept" in capsys.readouterr().out
@@ -164,8 +179,8 @@ def test_filter_drops_everything_then_restores_the_same_files(root, real_run, ca
         if clip not in kept:
             assert (after[clip]["stage"], after[clip]["reason"]) == (row["stage"], row["reason"])
     sources = {r["source"]: r for r in read_manifest(root / "manifest.parquet") if r["row_type"] == "source"}
-    assert sources["talk_25fps_844.mp4"]["reason"] == "no_clips_kept"
-    assert sources["anime_noaudio_25fps.mp4"]["reason"] == "no_audio"
+    assert sources["talk_25fps.mp4"]["reason"] == "no_clips_kept"
+    assert sources["no_audio.mp4"]["reason"] == "no_audio"
     cfg = load_config(root / "run.yaml")
     assert cfg.sync.conf_threshold == 1e9
     assert {m["fingerprint"] for m in _markers(root).values()} == {config_fingerprint(cfg)}
@@ -258,7 +273,7 @@ def test_rescore_reencodes_when_the_correction_changes(root, capsys):
                 root / "run.yaml")
     before = _clips(root)
     shifted = [c for c, r in before.items() if r.get("sync_offset_frames") and abs(r["sync_offset_frames"]) >= 2]
-    assert shifted, "the 30 fps speaker has a 2-frame offset"
+    assert shifted, "the lagging speaker has a 2-frame offset"
     assert cli_main(["rescore", str(root), "--stages", "sync", "--set", "sync.search_frames=1",
                     "--set", "sync.conf_threshold=0"]) == 0
     assert "re-encoded" in capsys.readouterr().out

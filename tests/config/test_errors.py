@@ -231,6 +231,40 @@ BAD_CONFIGS = [
         ],
     ),
     (
+        "family told from the keys despite a typo",
+        {"c.yaml": "scene:\n  detectr: content\n"},
+        "c.yaml",
+        [],
+        ["{d}/c.yaml: scene.detectr: unknown key 'detectr'; did you mean scene.detector?"],
+    ),
+    (
+        "family told from the keys despite a misspelt section",
+        {"c.yaml": "scen:\n  detector: content\nsegment:\n  seconds: 4\n"},
+        "c.yaml",
+        [],
+        ["{d}/c.yaml: scen: unknown key 'scen'; did you mean scene?"],
+    ),
+    (
+        "family cannot be told when two fit a typo equally",
+        {"c.yaml": "data:\n  resolutoin: 256\n"},
+        "c.yaml",
+        [],
+        [
+            "{d}/c.yaml: cannot tell the config family (matching: none; closest: syncnet, unet); "
+            "add a top-level key 'family: <name>' with one of pipeline, audio, syncnet, unet, toy"
+        ],
+    ),
+    (
+        "family cannot be told when most keys are unknown",
+        {"c.yaml": "scene:\n  detector: content\nwidth: 3\nheight: 4\ndepth: 5\n"},
+        "c.yaml",
+        [],
+        [
+            "{d}/c.yaml: cannot tell the config family (matching: none; closest: pipeline); "
+            "add a top-level key 'family: <name>' with one of pipeline, audio, syncnet, unet, toy"
+        ],
+    ),
+    (
         "file not found",
         {},
         "none.yaml",

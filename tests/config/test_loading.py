@@ -224,9 +224,9 @@ def test_written_config_loads_back_identically(tmp_path, path):
 
 def test_round_trip_keeps_awkward_strings(tmp_path):
     cfg = load_pipeline_config(
-        overrides=["run.input_dir=1e5", r"run.output_dir=\${not.an.interpolation}", "sync.device=null", "run.temp_dir=on"]
+        overrides=["run.input_dir=1e5", r"run.output_dir=\${not.an.interpolation}", "sync.device=null", "run.ray_address=on"]
     )
-    assert cfg.run.input_dir == "1e5" and cfg.run.temp_dir == "on" and cfg.sync.device == "null"
+    assert cfg.run.input_dir == "1e5" and cfg.run.ray_address == "on" and cfg.sync.device == "null"
     assert cfg.run.output_dir == "${not.an.interpolation}"  # escaped: a literal
     again = load_config(save_config(cfg, tmp_path / "run.yaml"))
     assert again == cfg
@@ -323,3 +323,34 @@ def test_show_reports_problems_without_raising(capsys):
 def test_validate_a_missing_file(tmp_path, capsys):
     assert commands.validate(str(tmp_path / "nope.yaml")) == 1
     assert capsys.readouterr().out.strip() == f"{tmp_path}/nope.yaml: config file not found"
+
+
+# ------------------------------------------------------------------ retired keys
+def test_a_retired_key_is_dropped_with_one_line(tmp_path, capsys):
+    path = _write(tmp_path / "old.yaml", "run:\n  temp_dir: /scratch\n  total_num_workers: 3\n")
+    cfg = load_config(path)  # the family is still told from the keys
+    assert isinstance(cfg, PipelineConfig) and cfg.run.total_num_workers == 3
+    assert not hasattr(cfg.run, "temp_dir")
+    assert capsys.readouterr().err.splitlines() == [
+        f"syncvid: {path}: run.temp_dir is no longer used (partial files are written, hidden, beside their final "
+        "names and renamed when complete); it is ignored"]
+
+
+def test_a_retired_key_set_to_null_is_dropped_quietly(tmp_path, capsys):
+    cfg = load_config(_write(tmp_path / "data" / "run.yaml", "run:\n  temp_dir: null\n"))
+    assert cfg == PipelineConfig()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_retired_key_from_flags_or_set(capsys):
+    cfg = load_pipeline_config(flags={"run.temp_dir": "/scratch"}, overrides=["run.temp_dir=/other", "run.temp_dir="])
+    assert cfg == load_pipeline_config()
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" is no longer used")[0] for line in err] == [
+        "syncvid: command-line flags: run.temp_dir", "syncvid: --set run.temp_dir=/other: run.temp_dir"]
+
+
+def test_the_shipped_pipeline_yaml_states_the_schema_defaults():
+    # configs/data/pipeline.yaml restates every default: a value differing from the schema's would
+    # make a run without the configs/ folder (schema defaults) behave differently.
+    assert load_config(CONFIG_ROOT / "data" / "pipeline.yaml") == PipelineConfig()

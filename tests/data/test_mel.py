@@ -220,3 +220,14 @@ def test_melspectrogram_matches_librosa(n):
     ours = melspectrogram(wav)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_defaults_are_the_audio_schemas():
+    import dataclasses
+
+    from syncvid.config.audio_schema import AudioSection
+
+    schema = AudioSection()
+    for f in dataclasses.fields(MelParams):
+        assert getattr(MelParams(), f.name) == getattr(schema, f.name), f.name
+    assert MelParams.from_section(schema) == MelParams() == DEFAULT_MEL_PARAMS

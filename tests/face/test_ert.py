@@ -192,3 +192,66 @@ def test_an_unwritable_cache_only_costs_the_parse(tmp_path):
 def test_no_cache_folder_parses(tmp_path):
     path, _ = _two_point_model(tmp_path)
     assert load_ert_model(path, None).num_parts == 2
+
+
+# ------------------------------------------------------------------ without numba
+_WITHOUT_NUMBA = r"""
+import sys
+sys.modules["numba"] = None  # `import numba` raises ImportError, as where it is not installed
+import dlib, numpy as np
+from syncvid.face import synthetic
+from syncvid.face.dlib_backend import load_shape_predictor, predictor_path
+image = np.ascontiguousarray(synthetic.place_face(synthetic.canvas(320, 240), (160, 120), 110))
+box = (105, 65, 215, 175)
+sp = load_shape_predictor()
+ours = sp(image, box)
+sp(image[10:230, 10:310], (95, 55, 205, 165))  # a view: still dlib's, no second notice
+theirs = dlib.shape_predictor(str(predictor_path()))(image, dlib.rectangle(*box))
+assert not sp.compiled
+assert ours.dtype == np.float32 and ours.shape == (68, 2)
+assert (ours == np.array([(p.x, p.y) for p in theirs.parts()])).all()
+print("ok")
+"""
+
+
+def test_without_numba_landmarks_come_from_dlib_after_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), SYNCVID_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_NUMBA], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("syncvid: numba cannot be imported (")
+    assert "dlib's own shape predictor" in lines[0]
+
+
+def test_a_failed_compile_falls_back_to_dlib_with_one_line(monkeypatch, capsys):
+    from numba.core.errors import TypingError
+
+    from syncvid.face import dlib_backend, ert_kernels
+
+    def does_not_compile(*args):
+        raise TypingError("Failed in nopython mode pipeline (step: nopython frontend)\nmore detail")
+
+    monkeypatch.setattr(ert_kernels, "predict", does_not_compile)
+    monkeypatch.setattr(dlib_backend, "_fallback_noticed", False)
+    sp = dlib_backend.load_shape_predictor()
+    assert sp.compiled  # the loops fail on their first call, not when loaded
+    image = np.ascontiguousarray(synthetic.place_face(synthetic.canvas(320, 240), (160, 120), 110))
+    box = (105, 65, 215, 175)
+    ours = sp(image, box)
+    again = sp(image, box)
+    reference = dlib.shape_predictor(str(predictor_path()))(image, dlib.rectangle(*box))
+    np.testing.assert_array_equal(ours, np.array([(p.x, p.y) for p in reference.parts()], np.float32))
+    np.testing.assert_array_equal(again, ours)
+    assert not sp.compiled
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["syncvid: numba could not compile does_not_compile (Failed in nopython mode pipeline "
+                   "(step: nopython frontend)); landmarks come from dlib's own shape predictor (whole pixels, slower)"]

@@ -281,3 +281,20 @@ def test_clip_with_a_250_character_name(tmp_path):
     path = tmp_path / ("c" * 246 + ".mp4")
     write_clip(path, np.zeros((3, 48, 64, 3), np.uint8), np.zeros(3 * 640, np.float32))
     assert path.is_file() and not _hidden_temps(tmp_path)
+
+
+def test_settings_left_out_are_the_encode_sections(tmp_path):
+    from syncvid.config.pipeline_schema import EncodeSection
+
+    path = tmp_path / "defaults.mp4"
+    with ClipWriter(path, 64, 48) as writer:
+        assert writer.settings == EncodeSection().writer_options()
+        for _ in range(5):
+            writer.write_frame(np.zeros((48, 64, 3), np.uint8))
+    data = path.read_bytes()  # x264 writes its settings into the stream
+    assert b"subme=1" in data and b"rc_lookahead=10" in data and b"mbtree=1" in data  # superfast + x264_params
+    with ClipWriter(tmp_path / "chosen.mp4", 64, 48, preset="veryfast", aac_coder="twoloop", x264_params="") as w:
+        assert w.settings == {**EncodeSection().writer_options(), "preset": "veryfast", "aac_coder": "twoloop",
+                              "x264_params": ""}
+        w.write_frame(np.zeros((48, 64, 3), np.uint8))
+    assert b"subme=2" in (tmp_path / "chosen.mp4").read_bytes()  # veryfast

@@ -34,3 +34,20 @@ def test_each_gpu_gets_per_gpu_workers():
 def test_plan_workers_rejects_nonpositive(total, per_gpu):
     with pytest.raises(ValueError):
         plan_workers(total, per_gpu, 1, True)
+
+
+@pytest.mark.parametrize("total, cores, warned", [(8, 4, False), (9, 4, True), (64, 2, True), (1, 1, False)])
+def test_far_more_workers_than_cores_get_one_line(total, cores, warned):
+    plan = plan_workers(total, 1, 0, False, cpu_count=cores)
+    assert len(plan.slots) == total  # planned as asked
+    if warned:
+        assert plan.notice == (f"total_num_workers {total} is more than twice the {cores} CPU core(s): "
+                               "the workers will mostly wait for each other (and each holds its own memory)")
+    else:
+        assert plan.notice is None
+
+
+def test_no_gpu_and_too_many_workers_share_one_line():
+    plan = plan_workers(20, 1, 0, True, cpu_count=4)
+    assert plan.notice.startswith("no GPU visible: GPU-capable backends run on the CPU; total_num_workers 20 ")
+    assert "\n" not in plan.notice

@@ -66,7 +66,9 @@ class RayPinnedSlot(WorkerSlot):
 def cluster_plan(total_num_workers: int, per_gpu_num_workers: int, needs_gpu: bool,
                  resources: dict[str, float]) -> WorkerPlan:
     """The worker plan for a cluster with `resources` (as `ray.cluster_resources()` reports them)."""
-    return plan_workers(total_num_workers, per_gpu_num_workers, int(resources.get("GPU", 0)), needs_gpu)
+    cpus = int(resources.get("CPU", 0))  # the cluster's cores, for the too-many-workers notice
+    return plan_workers(total_num_workers, per_gpu_num_workers, int(resources.get("GPU", 0)), needs_gpu,
+                        cpu_count=cpus or None)
 
 
 def usable_slots(slots: list[WorkerSlot], num_sources: int, cluster_cpus: float) -> list[WorkerSlot]:
