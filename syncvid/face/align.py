@@ -1,7 +1,7 @@
 """Three-point similarity alignment compatible with LatentSync's affine stage.
 
 Pure numeric functions (no I/O) plus `FaceAligner`, which holds the per-clip
-smoothing state.  Conventions (FACTS §3):
+smoothing state.  Conventions (docs/face.md, "Compatibility with LatentSync"):
 
 * anchors are three image points: L = left-eyebrow centre, R = right-eyebrow
   centre, N = nose centre (image left/right, i.e. as seen in the picture);

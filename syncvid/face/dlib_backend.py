@@ -71,10 +71,11 @@ def cache_dir() -> Path:
 def load_face_detector():
     """dlib's HOG frontal face detector, loaded from its saved form when one is cached.
 
-    `dlib.get_frontal_face_detector()` decompresses the model dlib embeds, about 0.6 s of CPU in
-    every worker process; the same detector saved with its own `save()` loads in about 2 ms.  The
-    first build is saved into `cache_dir()` under a name that carries dlib's version; a cache that
-    cannot be read is rebuilt, one that cannot be written is only a missed speed-up.
+    `dlib.get_frontal_face_detector()` decompresses the model dlib embeds, in every worker
+    process; the same detector saved with its own `save()` loads far faster (docs/face.md gives
+    both times).  The first build is saved into `cache_dir()` under a name that carries dlib's
+    version; a cache that cannot be read is rebuilt, one that cannot be written is only a missed
+    speed-up.
     """
     import dlib
 

@@ -5,11 +5,9 @@ mean shape placed in the face box, each of 15 cascade levels samples 500 pixels 
 tied to the current shape, walks 500 depth-4 trees on differences of those pixels and adds
 the 500 chosen leaf vectors (136 floats each) to the shape.  dlib keeps every leaf in a heap
 allocation of its own, so one call waits on 7,500 scattered 544-byte reads from a 65 MB set of
-leaves: 2.5-3.3 ms on a processor with an 8 MB last-level cache.  Here the leaves of one tree
-lie side by side, the loops are compiled by numba, the tree walk has no branches and eight
-leaves are read in one pass (`ert_kernels.add_leaves`), so that their cache misses overlap:
-0.9 ms with the model warm in the cache (about 2.5 ms when decoding a frame between two
-predictions has pushed it out).
+leaves.  Here the leaves of one tree lie side by side, the loops are compiled by numba, the
+tree walk has no branches and eight leaves are read in one pass (`ert_kernels.add_leaves`), so
+that their cache misses overlap (docs/face.md gives the measured times of both).
 
 What is computed is dlib's algorithm step for step (`dlib/image_processing/shape_predictor.h`):
 the similarity transform from the mean shape to the current shape (Umeyama's least squares,
@@ -21,8 +19,8 @@ values rounded).
 
 The model file is parsed once (dlib's serialisation: integers as a length byte with a sign bit
 followed by little-endian bytes, floats as mantissa and binary exponent, matrices as their
-negated sizes followed by the values) and kept in the cache folder as arrays, which load in
-a tenth of a second.
+negated sizes followed by the values) and kept in the cache folder as arrays, which load far
+faster than the file parses (docs/face.md).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from the 106 points exactly as LatentSync does (eyebrow and nose index sets,
 `syncvid.face.align.anchors_from_106`); the 68-point (iBUG) landmarks the rest
 of the pipeline reads (mouth points for sync, rules, crops) come from dlib's
 68-point predictor, placed with a box built from the 106 model's jaw and
-eyebrow points.  The face box is SCRFD's own box, the one FACTS §2's size
-rules were written for.
+eyebrow points.  The face box is SCRFD's own box, the one LatentSync's size
+rules were written for (docs/face.md, "Compatibility with LatentSync").
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ Box conventions (all (x0, y0, x1, y1) in image pixels):
   rebuilds one from the previous frame's landmarks (`predictor_box_from_68`);
   the coefficients were fitted on HOG detections of the real test videos.
 * *reference box*: an estimate of the box InsightFace's SCRFD detector draws,
-  which includes part of the forehead.  FACTS §2's size rules (w ≥ 50, h ≥ 80,
-  0.2 ≤ w/h ≤ 1.5) were written for that box, so the dlib backend applies them
+  which includes part of the forehead.  LatentSync's size rules (w ≥ 50, h ≥ 80,
+  0.2 ≤ w/h ≤ 1.5; docs/face.md) were written for that box, so the dlib backend applies them
   to this estimate: width = horizontal extent of the landmarks (jaw to jaw),
   bottom = chin, top = brow line raised by 30 % of the brow-to-chin height.
 """

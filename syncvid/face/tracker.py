@@ -76,7 +76,8 @@ def select_face(
     max_aspect: float,
     min_score: float,
 ) -> Selection:
-    """FACTS §2: drop low scores and odd aspect ratios, skip too-small faces, take the largest."""
+    """LatentSync's face selection (docs/face.md): drop low scores and odd aspect ratios, skip
+    too-small faces, take the largest."""
     candidates = []
     for f in faces:
         w, h = box_wh(f.box)

@@ -1,4 +1,4 @@
-"""The output root's folders and files (DESIGN.md §4), in one place."""
+"""The output root's folders and files (docs/outputs.md, "The output root"), in one place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""manifest.parquet: one row per source and one per candidate segment (DESIGN.md §4)."""
+"""manifest.parquet: one row per source and one per candidate segment (docs/outputs.md, "manifest.parquet")."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def landmark_jitter(frame_faces: list[FrameFace], resolution: int) -> float:
 
 
 def judge_faces(frame_faces: list[FrameFace], params: FaceSection, backend: str) -> FaceStats:
-    """The segment rules (FACTS §2 plus ours); pure, no models.  Raises `Rejected`."""
+    """The segment rules (LatentSync's plus ours, docs/face.md); pure, no models.  Raises `Rejected`."""
     n = len(frame_faces)
     if n == 0:
         raise ValueError("judge_faces needs at least one frame")

@@ -75,7 +75,7 @@ def test_reflection_is_not_returned():
 
 
 def _svd_rotation(h):
-    """The SVD recipe of FACTS §3: R = V·Uᵀ, the last column of V flipped for a reflection."""
+    """The SVD recipe of docs/face.md ("Compatibility with LatentSync"): R = V·Uᵀ, the last column of V flipped for a reflection."""
     u, _, vt = np.linalg.svd(h)
     v = vt.T
     if np.linalg.det(v @ u.T) < 0:
