@@ -114,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="show or validate a config file")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     show = csub.add_parser("show", help="print the resolved config")
-    show.add_argument("file")
+    show.add_argument("file", nargs="?", default=None, help="default: the shipped pipeline config")
     _add_set(show)
     val = csub.add_parser("validate", help="check a config and print every problem")
-    val.add_argument("file")
+    val.add_argument("file", nargs="?", default=None, help="default: the shipped pipeline config")
     _add_set(val)
 
     p = sub.add_parser("train-syncnet", help="train a SyncNet on pipeline output")
@@ -198,10 +198,13 @@ def _cmd_make_sample(args) -> int:
 def _cmd_config(args) -> int:
     from syncvid.config import commands
 
+    from syncvid.config import DEFAULT_PIPELINE_CONFIG
+
+    path = args.file or str(DEFAULT_PIPELINE_CONFIG)
     if args.config_command == "show":
-        return commands.show(args.file, args.overrides)
+        return commands.show(path, args.overrides)
     if args.config_command == "validate":
-        return commands.validate(args.file, args.overrides)
+        return commands.validate(path, args.overrides)
     raise UsageExit("syncvid config: choose 'show FILE' or 'validate FILE'")
 
 

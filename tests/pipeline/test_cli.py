@@ -204,6 +204,8 @@ def test_config_show_and_validate(capsys):
     assert main(["config", "validate", str(REPO / "configs/unet/stage2.yaml")]) == 0
     assert main(["config", "validate", "missing.yaml"]) == 1  # an invalid config: every problem printed
     assert "missing.yaml: config file not found" in capsys.readouterr().out
+    assert main(["config", "validate", "--set", "scene.detector=adaptve"]) == 1  # the shipped config by default
+    assert "detector must be one of adaptive, content, threshold, none, got 'adaptve'" in capsys.readouterr().out
 
 
 def test_rerun_with_other_thresholds_redecides_without_recomputing(small_input, reference_run, capsys, monkeypatch):
