@@ -99,7 +99,8 @@ def find_inputs(input_dir: Path, extensions: list[str], exclude: list[Path] = ()
             dirnames[:] = []
             continue
         seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _link_inside(Path(dirpath) / d, root))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _link_inside(Path(dirpath) / d, root)
+                             and Path(os.path.realpath(Path(dirpath) / d)) not in excluded)  # never listed
         for name in filenames:
             if name.startswith(".") or Path(name).suffix.lower() not in wanted:
                 continue

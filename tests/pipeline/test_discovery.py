@@ -183,3 +183,21 @@ def test_input_folder_named_like_an_intermediate_folder(tmp_path):
     assert [s.rel for s in discover_inputs(inp, [".mp4"], OutputLayout(tmp_path.resolve())).sources] == ["v.mp4"]
     with pytest.raises(UsageError, match="shot/ folder"):
         discover_inputs(inp, [".mp4"], OutputLayout(tmp_path.resolve()), keep_intermediate=True)
+
+
+def test_output_folders_are_never_listed(tmp_path, monkeypatch):
+    # an output folder the run cannot list (say, another user's) is neither listed nor given a row
+    _touch(tmp_path / "v.mp4")
+    _touch(tmp_path / "high_visual_quality" / "v_shot_000_000.mp4")
+    real_scandir, listed = os.scandir, []
+
+    def scandir(path="."):
+        listed.append(os.path.basename(os.fspath(path)))
+        if os.path.basename(os.fspath(path)) == "high_visual_quality":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = discover_inputs(tmp_path, [".mp4"], OutputLayout(tmp_path.resolve()))
+    assert [s.rel for s in found.sources] == ["v.mp4"] and found.skipped == []
+    assert "high_visual_quality" not in listed
