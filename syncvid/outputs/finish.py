@@ -4,6 +4,7 @@ completion markers; and removing the hidden temporaries an interrupted run left.
 from __future__ import annotations
 
 import json
+import re
 
 from syncvid.atomic import write_json_atomic, write_text_atomic
 from syncvid.outputs.layout import OutputLayout
@@ -12,6 +13,9 @@ from syncvid.outputs.markers import read_marker
 from syncvid.records import Source
 
 __all__ = ["collect_rows", "finish_outputs", "read_skipped", "remove_stale_temporaries", "write_skipped"]
+
+# `.<name>.<8 random characters>.part`: the temporaries of `syncvid.atomic` and `ClipWriter`
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$", re.DOTALL)
 
 
 def write_skipped(layout: OutputLayout, rows: list[dict]) -> None:
@@ -62,14 +66,17 @@ def finish_outputs(layout: OutputLayout, sources: list[Source], contact_sheet: b
 
 
 def remove_stale_temporaries(layout: OutputLayout) -> int:
-    """Delete hidden temporary files left by an interrupted run (only our own output folders)."""
+    """Delete hidden temporary files left by an interrupted run (only our own output folders).
+
+    Only names of the temporaries' exact form are removed, so that other hidden files at an output
+    root that is also the input folder are left alone."""
     removed = 0
     for folder in layout.all_stage_dirs() + [layout.state_dir, layout.root]:
         if not folder.is_dir():
             continue
         pattern = "**/.*" if folder != layout.root else ".*"
         for path in folder.glob(pattern):
-            if path.is_file() and (".part" in path.name or ".tmp" in path.name):
+            if _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
                 path.unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -9,6 +9,7 @@ Hidden files and folders are ignored without a row, as documented.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections import Counter, defaultdict
@@ -17,10 +18,12 @@ from pathlib import Path
 
 from syncvid.errors import UsageError
 from syncvid.outputs.layout import OutputLayout
-from syncvid.records import Source, fit_clip_stem
+from syncvid.outputs.markers import read_marker
+from syncvid.records import Source, clip_stem_of, fit_clip_stem
 
 __all__ = ["Discovery", "assign_clip_stems", "check_input_outside_outputs", "discover_inputs",
-           "discover_sources", "display_name", "find_inputs", "output_folders_inside"]
+           "discover_sources", "display_name", "find_inputs", "output_folders_inside",
+           "recorded_clip_stems"]
 
 SKIP_STAGE = "broken"
 
@@ -99,7 +102,8 @@ def find_inputs(input_dir: Path, extensions: list[str], exclude: list[Path] = ()
             dirnames[:] = []
             continue
         seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _link_inside(Path(dirpath) / d, root))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _link_inside(Path(dirpath) / d, root)
+                             and Path(os.path.realpath(Path(dirpath) / d)) not in excluded)  # never listed
         for name in filenames:
             if name.startswith(".") or Path(name).suffix.lower() not in wanted:
                 continue
@@ -127,27 +131,63 @@ def discover_sources(input_dir: Path, extensions: list[str], exclude: list[Path]
     return find_inputs(input_dir, extensions, exclude).sources
 
 
-def assign_clip_stems(sources: list[Source]) -> list[Source]:
+def assign_clip_stems(sources: list[Source], recorded: dict[str, str] | None = None) -> list[Source]:
     """Give every source of a folder a distinct clip stem, deterministically from the folder's names.
 
     A source keeps its own stem unless another source in its folder has the same stem
     (`talk.mp4`, `talk.mov`, `talk.MP4`): then each of those is named after its whole file
     name (`talk.mov_shot_000_000.mp4`), repeated until no two names of the folder are equal.
+    `recorded` maps a source's relative path to the clip stem its clips already have on disk (an
+    earlier run's): no other source of the folder is given that name (past the whole file name,
+    one gets `~` and 8 hex digits of its name's SHA-1 added).
     Stems longer than `records.MAX_CLIP_STEM_BYTES` are shortened (`records.fit_clip_stem`).
     """
+    recorded = recorded or {}
     by_dir: dict[str, list[Source]] = defaultdict(list)
     for s in sources:
         by_dir[s.rel_dir].append(s)
-    whole: set[str] = set()
+    level: dict[str, int] = {}  # 1: the whole file name, 2: the whole file name and a hash of it
     for group in by_dir.values():
+        held = Counter(recorded[s.rel] for s in group if s.rel in recorded)
         while True:
-            names = {s.rel: (Path(s.rel).name if s.rel in whole else s.stem) for s in group}
+            names = {s.rel: _stem_at(s, level.get(s.rel, 0)) for s in group}
             counts = Counter(names.values())
-            clash = {rel for rel, n in names.items() if counts[n] > 1 and rel not in whole}
+            # a name an earlier run gave stays its holder's; whole file names differ from each other
+            clash = set()
+            for rel, n in names.items():
+                own = recorded.get(rel) == n
+                if level.get(rel, 0) < 2 and held[n] > own or not level.get(rel) and counts[n] > 1 and not own:
+                    clash.add(rel)
             if not clash:
                 break
-            whole |= clash
-    return [Source(s.path, s.rel, fit_clip_stem(Path(s.rel).name)) if s.rel in whole else s for s in sources]
+            for rel in clash:
+                level[rel] = level.get(rel, 0) + 1
+    return [Source(s.path, s.rel, _stem_at(s, level[s.rel])) if level.get(s.rel) else s for s in sources]
+
+
+def _stem_at(source: Source, level: int) -> str:
+    if level == 0:
+        return source.output_stem
+    name = Path(source.rel).name
+    if level == 1:
+        return fit_clip_stem(name)
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    return fit_clip_stem(f"{name}~{digest}")
+
+
+def recorded_clip_stems(layout: OutputLayout, sources: list[Source]) -> dict[str, str]:
+    """The clip stems the completion markers record for `sources` (in folders of two or more sources,
+    the only ones where names can collide)."""
+    per_dir = Counter(s.rel_dir for s in sources)
+    recorded: dict[str, str] = {}
+    for s in sources:
+        if per_dir[s.rel_dir] < 2:
+            continue
+        marker = read_marker(layout, s.rel)
+        stems = {clip_stem_of(r.get("clip") or "") for r in marker.rows} - {""} if marker else set()
+        if len(stems) == 1:
+            recorded[s.rel] = stems.pop()
+    return recorded
 
 
 def check_input_outside_outputs(input_dir: Path, layout: OutputLayout, keep_intermediate: bool = False) -> None:
@@ -181,7 +221,11 @@ def discover_inputs(input_dir: Path, extensions: list[str], layout: OutputLayout
                     keep_intermediate: bool = False) -> Discovery:
     """The sources of a run writing to `layout`, with the output root's own folders left out."""
     check_input_outside_outputs(input_dir, layout, keep_intermediate)
-    return find_inputs(input_dir, extensions, exclude=output_folders_inside(input_dir, layout))
+    found = find_inputs(input_dir, extensions, exclude=output_folders_inside(input_dir, layout))
+    recorded = recorded_clip_stems(layout, found.sources)
+    if recorded:  # names an earlier run gave stay theirs: a source added since never takes one
+        found.sources = assign_clip_stems([Source(s.path, s.rel) for s in found.sources], recorded)
+    return found
 
 
 def _link_inside(path: Path, root: Path) -> bool:

@@ -5,6 +5,7 @@ import pytest
 
 from syncvid.errors import UsageError
 from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.markers import DoneMarker
 from syncvid.pipeline.discovery import assign_clip_stems, discover_inputs, discover_sources, find_inputs
 from syncvid.records import MAX_CLIP_STEM_BYTES, Segment, Source, clip_stem_of
 
@@ -183,3 +184,38 @@ def test_input_folder_named_like_an_intermediate_folder(tmp_path):
     assert [s.rel for s in discover_inputs(inp, [".mp4"], OutputLayout(tmp_path.resolve())).sources] == ["v.mp4"]
     with pytest.raises(UsageError, match="shot/ folder"):
         discover_inputs(inp, [".mp4"], OutputLayout(tmp_path.resolve()), keep_intermediate=True)
+
+
+def test_output_folders_are_never_listed(tmp_path, monkeypatch):
+    # an output folder the run cannot list (say, another user's) is neither listed nor given a row
+    _touch(tmp_path / "v.mp4")
+    _touch(tmp_path / "high_visual_quality" / "v_shot_000_000.mp4")
+    real_scandir, listed = os.scandir, []
+
+    def scandir(path="."):
+        listed.append(os.path.basename(os.fspath(path)))
+        if os.path.basename(os.fspath(path)) == "high_visual_quality":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = discover_inputs(tmp_path, [".mp4"], OutputLayout(tmp_path.resolve()))
+    assert [s.rel for s in found.sources] == ["v.mp4"] and found.skipped == []
+    assert "high_visual_quality" not in listed
+
+
+def test_names_an_earlier_run_gave_are_not_given_again(tmp_path):
+    # x.mp4.mkv was alone and made x.mp4_shot_*.mp4; x.mp4 and x.mov, added since, would take x.mp4 too
+    names = ["x.mp4.mkv", "x.mp4", "x.mov"]
+    sources = [Source(tmp_path / n, n) for n in names]
+    assert [s.output_stem for s in assign_clip_stems(sources)] == ["x.mp4.mkv", "x.mp4", "x.mov"]
+    stems = [s.output_stem for s in assign_clip_stems(sources, {"x.mp4.mkv": "x.mp4"})]
+    assert stems[0] == "x.mp4" and stems[2] == "x.mov" and stems[1].startswith("x.mp4~") and len(stems[1]) == 14
+    # from the completion markers of an output root, as a run finds them
+    for n in names:
+        _touch(tmp_path / "in" / n)
+    layout = OutputLayout(tmp_path.resolve() / "out")
+    DoneMarker("x.mp4.mkv", "f", [{"source": "x.mp4.mkv", "clip": "", "row_type": "source"},
+                                  {"source": "x.mp4.mkv", "clip": "x.mp4_shot_000_000", "row_type": "clip"}]).write(layout)
+    found = discover_inputs(tmp_path / "in", [".mp4", ".mov", ".mkv"], layout)
+    assert {s.rel: s.output_stem for s in found.sources} == dict(zip(names, stems))

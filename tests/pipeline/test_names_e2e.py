@@ -59,6 +59,12 @@ def test_same_stems_long_and_bad_names_special_files(talk, tmp_path):
     assert "high_visual_quality/talk.mov_shot_000_000.mp4" in outputs
     assert "high_visual_quality/talk.MP4_shot_000_000.mp4" in outputs
     assert sources["talk.mov"]["clip_stem"] == "talk.mov"
+    # landmarks and thumbnails are named after the clips: one each, none shared
+    for o in outputs:
+        name = o[len("high_visual_quality/"):-len(".mp4")]
+        assert (out / ".syncvid" / "landmarks" / f"{name}.npy").is_file()
+        assert (out / ".syncvid" / "thumbs" / f"{name}.png").is_file()
+    assert len({p.name for p in (out / ".syncvid" / "done").iterdir()}) == 4
     # the 250-character name: its clips have a shortened name that fits the 255-byte limit
     (long_clip,) = [r for r in kept if r["source"] == LONG]
     assert len(Path(long_clip["output"]).name.encode()) <= 255 and long_clip["clip"].startswith("l" * 100)
