@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     from syncvid.config import ConfigError
-    from syncvid.errors import UsageError
+    from syncvid.errors import RunStopped, UsageError
     from syncvid.pipeline.lock import RunLocked
 
     parser = build_parser()
@@ -284,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunLocked as exc:
         print(f"syncvid: error: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as exc:
+        print(f"syncvid: error: {exc}", file=sys.stderr)
+        return 1
     except Terminated:
         print("syncvid: terminated (SIGTERM); workers stopped; rerun the same command to resume", file=sys.stderr)
         return 143

@@ -40,6 +40,9 @@ def filter_main(output_dir, sync_conf_threshold: float | None, overrides: list[s
     print(f"syncvid: filter: {result.kept_before} -> {result.kept_after} clips kept "
           f"({result.restored} restored from the pool, {result.pooled} moved to it; "
           f"{format_changes(old, new, keys)}; {time.time() - started:.2f} s)")
+    for source, why in result.incomplete:
+        print(f"syncvid: filter: {source} is incomplete ({why}) and was left as it is; "
+              "`syncvid pipeline` redoes it", file=sys.stderr)
     if result.stale_sources:
         print(f"syncvid: filter: {result.stale_sources} source(s) done under another configuration were left "
               "as they are; `syncvid pipeline` redoes them", file=sys.stderr)

@@ -62,6 +62,7 @@ class RescoreOutcome:
     reencoded: int = 0
     audio_context: dict = field(default_factory=dict)  # "source" | "clip" -> count
     errors: list = field(default_factory=list)  # (clip, message)
+    sizes: dict = field(default_factory=dict)  # clip id -> bytes of a corrected clip encoded again
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def rescore_source(job: RescoreJob, worker: RescoreWorker) -> RescoreOutcome:
                            **cfg.encode.writer_options())
                 remove_clip_files(layout, old, keep=dest)
                 out.reencoded += 1
+                out.sizes[row["clip"]] = dest.stat().st_size
         row["rescored"] = ",".join(s for s in RESCORABLE_STAGES if s in stages)
         out.rescored += 1
         out.rows.append(row)
@@ -229,6 +231,8 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
             marker = by_key[key]
             clips = [r for r in outcome.rows if r.get("row_type") == "clip"]
             marker.rows, marker.fingerprint = merge_rows(outcome.rows, clips), fingerprint
+            for clip, size in outcome.sizes.items():
+                marker.set_file_size(clip, "clip", size)
             marker.write(layout)
             totals.rescored += outcome.rescored
             totals.reencoded += outcome.reencoded

@@ -63,6 +63,7 @@ class RefilterResult:
     changed_rows: int = 0
     stale_sources: int = 0
     reasons: dict = field(default_factory=dict)
+    incomplete: list = field(default_factory=list)  # (source, why): files gone or cut short, left as they are
 
 
 def apply_thresholds(layout: OutputLayout, cfg: PipelineConfig,
@@ -71,7 +72,8 @@ def apply_thresholds(layout: OutputLayout, cfg: PipelineConfig,
 
     The caller holds the run lock.  Markers written under `previous` (or already under `cfg`, after
     an interrupted call) are re-decided and get `cfg`'s fingerprint; others are stale (a pipeline
-    resume redoes them) and are left alone.
+    resume redoes them) and are left alone, as are sources whose files are missing or cut short
+    (`incomplete`: a pipeline resume redoes them too).
     """
     from syncvid.stages.quality import QualityStage
     from syncvid.stages.sync import SyncStage
@@ -86,6 +88,12 @@ def apply_thresholds(layout: OutputLayout, cfg: PipelineConfig,
         old_kept = sum(1 for r in rows if r.get("row_type") == "clip" and r.get("status") == "kept")
         if not marker.current(accepted):
             result.stale_sources += 1
+            result.kept_before += old_kept
+            result.kept_after += old_kept
+            continue
+        missing = marker.missing_output(layout)
+        if missing:
+            result.incomplete.append((marker.source, missing))
             result.kept_before += old_kept
             result.kept_after += old_kept
             continue

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncvid.config.pipeline_schema import PipelineConfig
-from syncvid.errors import UsageError
+from syncvid.errors import RunStopped, UsageError
 from syncvid.outputs.finish import finish_outputs, remove_stale_temporaries, write_skipped
 from syncvid.outputs.layout import OutputLayout
 from syncvid.outputs.markers import DoneMarker, read_marker
@@ -73,6 +73,19 @@ def make_executor(cfg: PipelineConfig, job: WorkerJob, notice, on_progress=None)
     raise UsageError(f"run.executor must be sequential, local or ray, got {cfg.run.executor!r}")
 
 
+def _stop_disk_full(layout: OutputLayout, sources: list, outcomes, full) -> None:
+    """Stop the workers, remove what they left half-written, write the manifest of what is done
+    (when there is room for it) and stop the run with one line naming the file and the free space."""
+    outcomes.close()
+    remove_stale_temporaries(layout)
+    try:
+        finish_outputs(layout, sources)
+    except OSError:
+        pass  # the completion markers hold every row; the next run writes the manifest
+    raise RunStopped(f"disk full: {full.rows[0].get('message')}; {full.source_rel} is recorded as disk_full "
+                     "and the run stopped; free some space and run the same command again to resume")
+
+
 def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     """Run every stage on every unfinished source under cfg.run.input_dir."""
     notice = notice or (lambda msg: print(f"syncvid: {msg}", file=sys.stderr))
@@ -105,6 +118,12 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
             marker = read_marker(layout, source.rel)
             if marker is None or not marker.current({fingerprint}):
                 todo.append(source)
+                continue
+            why = ("the input file changed since it was processed" if marker.input_changed(source.path)
+                   else marker.missing_output(layout))
+            if why:  # done, but no longer what its marker says: redo it
+                notice(f"redoing {source.rel}: {why}")
+                todo.append(source)
         skipped = len(sources) - len(todo)
         if skipped:
             notice(f"resuming: {skipped} of {len(sources)} sources already done")
@@ -112,17 +131,23 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         progress = Progress(len(todo), enabled=cfg.run.progress)
         executor = make_executor(cfg, job, notice, on_progress=progress.advance)
         outcomes = executor.run(todo)
+        full = None
         try:
             for outcome in outcomes:
                 if outcome.retry_on_resume and outcome.rows and outcome.rows[0].get("reason") == "worker_crashed":
                     DoneMarker(outcome.source_rel, fingerprint, outcome.rows, retry_on_resume=True).write(layout)
                 progress.update(outcome)
+                if outcome.rows and outcome.rows[0].get("reason") == "disk_full":
+                    full = outcome  # every following source would fail the same way
+                    break
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers, then remove what they left half-written
             outcomes.close()
             remove_stale_temporaries(layout)
             raise
         finally:
             progress.close()
+        if full is not None:
+            _stop_disk_full(layout, sources, outcomes, full)
         if skipped:  # sources done by an earlier run are decided with this run's thresholds
             from syncvid.pipeline.rejudge import apply_thresholds
 

@@ -25,9 +25,11 @@ from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.media.decode import SourceReader, release_free_memory, tune_allocator
 from syncvid.media.encode import ClipWriter, replace_audio, write_clip
 from syncvid.media.picture import Picture
-from syncvid.atomic import atomic_path, write_json_atomic
+from syncvid.atomic import atomic_path
+from syncvid.errors import OutputWriteError
 from syncvid.pipeline.decisions import decide, decision_fields, score_clip, summarise_source
 from syncvid.outputs.layout import OutputLayout
+from syncvid.outputs.markers import DoneMarker, read_marker, source_identity
 from syncvid.outputs.thumbs import save_thumbnail_strip
 from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
 from syncvid.stages.broken import open_source
@@ -82,7 +84,7 @@ class _SegmentBuffer:
     frame_faces: list = field(default_factory=list)
     crops: list = field(default_factory=list)
     landmarks: list = field(default_factory=list)
-    writer: ClipWriter | None = None  # segmented/ (only with keep_intermediate)
+    writer: _GuardedWriter | None = None  # segmented/ (only with keep_intermediate)
 
     @property
     def end(self) -> int:
@@ -107,20 +109,25 @@ class SourceRunner:
 
     # ------------------------------------------------------------------ public
     def run(self, source: Source) -> SourceOutcome:
-        """Process `source`, write its clips, then its completion marker (always last)."""
+        """Process `source`, write its clips, then its completion marker (always last).
+
+        The marker records the input's identity (taken before decoding) and the size of every file
+        written, so a resume redoes the source when either no longer matches.  A source whose
+        processing fails leaves none of its files behind (see `_process`)."""
         self._remove_previous_outputs(source)
+        identity = source_identity(source.path)
         outcome = self._process(source)
-        write_json_atomic(
-            self.layout.done_marker(source.rel),
-            {
-                "source": source.rel,
-                "fingerprint": self.fingerprint,
-                "rows": outcome.rows,
-                "duration_s": outcome.duration_s,
-                "retry_on_resume": outcome.retry_on_resume,
-                "finished": time.time(),
-            },
-        )
+        marker = DoneMarker(source.rel, self.fingerprint, outcome.rows, duration_s=outcome.duration_s,
+                            retry_on_resume=outcome.retry_on_resume, finished=time.time(), input=identity)
+        marker.record_files(self.layout.root)
+        try:
+            marker.write(self.layout)
+        except OSError as exc:  # the source's files are useless without their marker: remove them
+            self._remove_written()
+            error = OutputWriteError("quality", self.layout.done_marker(source.rel), exc)
+            row = dict(outcome.rows[0]) if outcome.rows else self._source_row(source, None, "", "", "", "")
+            row.update(status="dropped", stage=error.stage, reason=error.reason, message=error.describe())
+            outcome = SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
         return outcome
 
     # ----------------------------------------------------------------- private
@@ -142,9 +149,11 @@ class SourceRunner:
             yield picture
 
     def _process(self, source: Source) -> SourceOutcome:
+        """The source's rows; a source that fails is one `dropped` row and leaves none of its files."""
         stage = "broken"
         info: MediaInfo | None = None
         self._cpu: dict[str, float] = {}
+        self._written: list[Path] = []
         try:
             with self._timer("decode"):
                 reader = open_source(source.path, self.cfg.media)
@@ -153,14 +162,40 @@ class SourceRunner:
                 stage = "resample"
                 return self._stream(source, info, reader)
         except Rejected as rej:
+            self._remove_written()
             row = self._source_row(source, info, "dropped", rej.stage, rej.reason, rej.message)
             row.update(rej.measurements)
             return SourceOutcome(source.rel, [row], 0.0)
+        except OutputWriteError as err:  # disk full, quota, permissions: the run decides whether to go on
+            self._remove_written()
+            row = self._source_row(source, info, "dropped", err.stage, err.reason, err.describe())
+            return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
         except Exception as exc:  # one bad file never stops a run: record it with its cause
+            self._remove_written()
             last = traceback.extract_tb(exc.__traceback__)[-1]
             message = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
             row = self._source_row(source, info, "dropped", stage, "internal_error", message)
             return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
+
+    @contextmanager
+    def _writing(self, stage: str, path: Path, done: bool = True):
+        """Around the writing of one of our files: an OSError becomes an `OutputWriteError` naming
+        `path` and `stage`; a file written completely (`done`) is remembered, to be removed if the
+        source fails."""
+        try:
+            yield
+        except OutputWriteError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(stage, path, exc) from exc
+        if done:
+            self._written.append(path)
+
+    def _remove_written(self) -> None:
+        """Delete every file this source has written so far (they would belong to no manifest row)."""
+        for path in getattr(self, "_written", []):
+            path.unlink(missing_ok=True)
+        self._written = []
 
     def _stream(self, source: Source, info: MediaInfo, reader: SourceReader) -> SourceOutcome:
         cfg = self.cfg
@@ -171,7 +206,7 @@ class SourceRunner:
         self._rows: list[dict] = []
         self._segment: _SegmentBuffer | None = None
         self._candidate: tuple | None = None  # (path, frames, audio) of the segment's candidate file
-        self._shot_writer: ClipWriter | None = None
+        self._shot_writer: _GuardedWriter | None = None
         self._shot_index = -1
         self._shot_span = (0, 0)
         self._source = source
@@ -289,7 +324,7 @@ class SourceRunner:
         if decision is None or decision.stage == "quality":  # av_synced/ holds what passed sync
             self._write_intermediate_synced(clip)
         row.update(decision_fields(self.layout, clip.segment.clip_rel, decision))
-        self._encode_clip(self.layout.root / (row["output"] or row["pooled"]), clip)
+        self._encode_clip(self.layout.root / (row["output"] or row["pooled"]), clip, "quality")
         if decision is not None:
             try:
                 raise decision
@@ -320,14 +355,14 @@ class SourceRunner:
         return audio
 
     # ------------------------------------------------------------------ outputs
-    def _encode(self, path: Path, frames: np.ndarray, audio: np.ndarray) -> None:
+    def _encode(self, path: Path, frames: np.ndarray, audio: np.ndarray, stage: str) -> None:
         enc = self.cfg.encode
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._timer("encode"):
+        with self._writing(stage, path), self._timer("encode"):
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_clip(path, frames, audio, fps=self.fps, sample_rate=self.sample_rate,
                        **enc.writer_options())
 
-    def _encode_clip(self, path: Path, clip: Clip) -> None:
+    def _encode_clip(self, path: Path, clip: Clip, stage: str) -> None:
         """Write `clip`, reusing this segment's candidate file when it has the same frames.
 
         The sync correction usually only moves the audio: the candidate's H.264 stream is then
@@ -336,10 +371,10 @@ class SourceRunner:
         """
         cand = self._candidate
         if cand is None or not _same_frames(clip.frames, cand[1]):
-            self._encode(path, clip.frames, clip.audio)
+            self._encode(path, clip.frames, clip.audio, stage)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._timer("encode"):
+        with self._writing(stage, path), self._timer("encode"):
+            path.parent.mkdir(parents=True, exist_ok=True)
             if clip.audio is cand[2]:
                 _copy_file(cand[0], path)
             else:
@@ -351,36 +386,39 @@ class SourceRunner:
         if not self.cfg.run.keep_candidates:
             return
         path = self.layout.candidates_dir / clip.segment.clip_rel
-        self._encode(path, clip.frames, clip.audio)
+        self._encode(path, clip.frames, clip.audio, "face")
         self._candidate = (path, clip.frames, clip.audio)
         row["candidate"] = path.relative_to(self.layout.root).as_posix()
         lm_path = self.layout.landmarks_dir / (clip.segment.clip_rel[:-4] + ".npy")
-        with atomic_path(lm_path) as tmp, open(tmp, "wb") as fh:
+        with self._writing("face", lm_path), atomic_path(lm_path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, clip.landmarks.astype(np.float16))
 
     def _write_intermediate_synced(self, clip: Clip) -> None:
         if not self.cfg.run.keep_intermediate:
             return
         folder = self.layout.intermediate_dir(f"av_synced_{self.cfg.sync.conf_threshold:g}")
-        self._encode_clip(folder / clip.segment.clip_rel, clip)
+        self._encode_clip(folder / clip.segment.clip_rel, clip, "sync")
 
-    def _open_resampled(self, source: Source, info: MediaInfo) -> ClipWriter | None:
+    def _open_resampled(self, source: Source, info: MediaInfo) -> _GuardedWriter | None:
         if not self.cfg.run.keep_intermediate:
             return None
-        return self._writer(self.layout.intermediate_dir("resampled"), "", info.width, info.height)
+        return self._writer(self.layout.intermediate_dir("resampled"), "", info.width, info.height, "resample")
 
-    def _open_intermediate(self, folder: str, suffix: str, picture: Picture) -> ClipWriter | None:
+    def _open_intermediate(self, folder: str, suffix: str, picture: Picture) -> _GuardedWriter | None:
         if not self.cfg.run.keep_intermediate:
             return None
-        return self._writer(self.layout.intermediate_dir(folder), suffix, picture.width, picture.height)
+        stage = {"shot": "scene", "segmented": "segment"}[folder]
+        return self._writer(self.layout.intermediate_dir(folder), suffix, picture.width, picture.height, stage)
 
-    def _writer(self, folder: Path, suffix: str, width: int, height: int) -> ClipWriter:
+    def _writer(self, folder: Path, suffix: str, width: int, height: int, stage: str) -> _GuardedWriter:
         rel_dir = self._source.rel_dir
         path = folder / rel_dir / f"{self._source.output_stem}{suffix}.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
         enc = self.cfg.encode
-        return ClipWriter(path, width - width % 2, height - height % 2, fps=self.fps, sample_rate=self.sample_rate,
-                          **enc.writer_options())
+        with self._writing(stage, path, done=False):  # `close` records the file once it is complete
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = ClipWriter(path, width - width % 2, height - height % 2, fps=self.fps,
+                                sample_rate=self.sample_rate, **enc.writer_options())
+        return _GuardedWriter(writer, self, stage, path)
 
     def _close_shot_writer(self) -> None:
         if self._shot_writer is None:
@@ -392,21 +430,16 @@ class SourceRunner:
     def _save_thumbnails(self, seg: Segment, crops: list) -> None:
         valid = [c for c in crops if c is not None]
         picks = [valid[0], valid[len(valid) // 2], valid[-1]]
-        save_thumbnail_strip(self.layout.state_dir / "thumbs" / (seg.clip_rel[:-4] + ".png"), picks)
+        path = self.layout.state_dir / "thumbs" / (seg.clip_rel[:-4] + ".png")
+        with self._writing("face", path):
+            save_thumbnail_strip(path, picks)
 
     def _remove_previous_outputs(self, source: Source) -> None:
         """Delete this source's outputs listed by an earlier completed run (our files, never inputs)."""
-        import json
-
-        marker = self.layout.done_marker(source.rel)
-        if not marker.is_file():
-            return
-        try:
-            rows = json.loads(marker.read_text(encoding="utf-8")).get("rows", [])
-        except (OSError, ValueError):
-            rows = []
-        marker.unlink(missing_ok=True)
-        for r in rows:
+        path = self.layout.done_marker(source.rel)
+        marker = read_marker(self.layout, source.rel)
+        path.unlink(missing_ok=True)
+        for r in marker.rows if marker is not None else []:
             for key in ("output", "candidate", "pooled"):
                 if r.get(key):
                     (self.layout.root / r[key]).unlink(missing_ok=True)
@@ -435,6 +468,35 @@ class SourceRunner:
             row.update(src_fps=f"{info.fps.numerator}/{info.fps.denominator}", src_width=info.width,
                        src_height=info.height, src_audio_rate=info.audio_rate, duration_s=float(info.duration_s))
         return row
+
+
+class _GuardedWriter:
+    """A `ClipWriter` of one source's intermediate file whose OSErrors name the file and its stage."""
+
+    def __init__(self, writer: ClipWriter, runner: SourceRunner, stage: str, path: Path):
+        self._writer, self._runner, self._stage, self._path = writer, runner, stage, path
+
+    def write_frame(self, *args, **kw) -> None:
+        with self._guard():
+            self._writer.write_frame(*args, **kw)
+
+    def write_audio(self, *args, **kw) -> None:
+        with self._guard():
+            self._writer.write_audio(*args, **kw)
+
+    def close(self) -> None:
+        with self._runner._writing(self._stage, self._path):
+            self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+    @contextmanager
+    def _guard(self):
+        try:
+            yield
+        except OSError as exc:
+            raise OutputWriteError(self._stage, self._path, exc) from exc
 
 
 def _fill_missing(items: list) -> list:

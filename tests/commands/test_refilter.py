@@ -19,6 +19,7 @@ from syncvid.config import load_config, load_pipeline_config, save_config
 from syncvid.outputs.layout import OutputLayout
 from syncvid.pipeline.lock import RunLock, RunLocked
 from syncvid.outputs.manifest import read_manifest
+from syncvid.outputs.markers import read_markers
 from syncvid.commands.common import changed_keys
 from syncvid.commands.filter import filter_main
 from syncvid.commands.rescore import rescore_main
@@ -287,6 +288,9 @@ def test_rescore_reencodes_when_the_correction_changes(root, capsys):
         assert frames.shape[0] == row["num_frames"] == 124 and (fps, rate) == (25, 16000)
         assert not (root / before[clip]["output"]).exists()
     assert load_config(root / "run.yaml").sync.search_frames == 1
+    # the markers record the sizes of the clips encoded again: a resume finds them complete
+    markers = read_markers(OutputLayout(root))
+    assert markers and all(m.missing_output(OutputLayout(root)) is None for m in markers)
     assert len((root / "fileslist.txt").read_text().splitlines()) == sum(r["status"] == "kept" for r in after.values())
 
 
