@@ -225,7 +225,7 @@ class FitParams:
 
     context: int = 2  # audio window: ±context video frames around each frame
     components: int = 6  # canonical components used for scoring
-    ridge: float = 0.1  # covariance regularisation, relative to the mean variance
+    ridge: float = 1.0  # covariance regularisation, relative to the mean variance
     negative_lags: tuple[int, ...] = tuple(range(3, 13))  # |lags| of the shifted-audio negatives
     negative_weight: float = 1.0
     iterations: int = 2  # refits on the confidently judged, re-aligned clips
