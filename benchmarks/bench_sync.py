@@ -14,6 +14,12 @@ frames; their audio is shifted by k ∈ {±3..±8} frames (audio leading by k). 
 The syncnet / stable_syncnet backends run with random weights for cost only (--models).
 
     python benchmarks/bench_sync.py [--media DIR] [--frames 100] [--step 3] [--models]
+
+`--judge` instead measures the corpus judge (`syncvid.sync.corpus_judge`) against the per-clip
+landmark estimator on every real talking head of --media and --media/real (15 speakers), see
+`judge_benchmark`:
+
+    python benchmarks/bench_sync.py --judge [--cache DIR]
 """
 
 from __future__ import annotations
@@ -68,7 +74,14 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=3, help="frames between sub-clip starts")
     ap.add_argument("--margin", type=int, default=8, help="frames kept free at both ends of a video")
     ap.add_argument("--models", action="store_true", help="also time syncnet/stable_syncnet (random weights)")
+    ap.add_argument("--judge", action="store_true", help="corpus judge vs per-clip estimator on all real videos")
+    ap.add_argument("--cache", type=Path, default=None, help="--judge: keep the decode + face results here")
     args = ap.parse_args()
+    if args.judge:
+        from bench_sync_judge import judge_benchmark
+
+        judge_benchmark(args.media, args.cache)
+        return
 
     videos = sorted(args.media.glob("talk_*.mp4"))
     if not videos:

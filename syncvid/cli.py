@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "total_num_workers", type=_positive_int)
     _add_set(p)
 
+    p = sub.add_parser("judge-sync", help="fit the corpus sync judge on a run's candidates and re-judge sync with it")
+    p.add_argument("output_dir")
+    _flag(p, "total_num_workers", type=_positive_int)
+    _add_set(p)
+
     p = sub.add_parser("report", help="regenerate report.html of an output root")
     p.add_argument("output_dir")
     return parser
@@ -238,6 +243,12 @@ def _cmd_rescore(args) -> int:
     return rescore_main(args.output_dir, args.stages.split(","), args.overrides, args.total_num_workers)
 
 
+def _cmd_judge_sync(args) -> int:
+    from syncvid.sync.corpus_fit import judge_output_root
+
+    return judge_output_root(args.output_dir, args.overrides or [], args.total_num_workers)
+
+
 def _cmd_report(args) -> int:
     from syncvid.commands.report import report_main
 
@@ -247,6 +258,7 @@ def _cmd_report(args) -> int:
 COMMANDS = {
     "pipeline": _cmd_pipeline, "demo": _cmd_demo, "make-sample": _cmd_make_sample, "config": _cmd_config,
     "train-syncnet": _cmd_train_syncnet, "train-unet": _cmd_train_unet, "lipsync": _cmd_lipsync, "filter": _cmd_filter, "rescore": _cmd_rescore, "report": _cmd_report,
+    "judge-sync": _cmd_judge_sync,
 }
 
 

@@ -160,6 +160,7 @@ class SyncSection:
     stable_syncnet_checkpoint: Optional[str] = None
     stable_syncnet_config: str = "configs/syncnet/pixel.yaml"
     device: str = "auto"
+    landmark_model: str = ""  # backend landmark: a corpus judge fitted on a run (syncvid.sync.corpus_fit); empty: per-clip estimator
 
     def check_values(self) -> List[str]:
         problems = _choice("backend", self.backend, SYNC_BACKENDS)

@@ -6,7 +6,8 @@ leads) plus backend-specific measurements.  Offsets are searched over ±`search_
 using the audio *around* the clip where the source has it, so a shifted clip is compared
 with real audio rather than zero padding.
 
-- `landmark` (default): lip landmarks vs speech band energies; numpy only, no weights.
+- `landmark` (default): lip landmarks vs speech band energies; numpy only, no weights.  With
+  `sync.landmark_model` it judges with a corpus model fitted on a run (`syncvid.sync.corpus_judge`).
 - `syncnet`: the original SyncNet with a user-supplied `syncnet_v2.model`.
 - `stable_syncnet`: LatentSync's SyncNet with a user-supplied checkpoint and config.
 
@@ -93,15 +94,33 @@ class LandmarkBackend(SyncBackend):
     name = "landmark"
     needs_landmarks = True
 
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self.model = None  # a fitted corpus judge (`sync.landmark_model`), else the per-clip estimator
+
     @property
     def min_frames(self) -> int:
         return 25
 
+    def setup(self) -> None:
+        path = getattr(self.params, "landmark_model", "") or ""
+        if path:
+            from syncvid.sync.corpus_judge import load_model
+
+            self.model = load_model(path)
+
     def measure(self, inp: SyncInput, max_shift: int) -> tuple[OffsetEstimate, dict]:
         lm = self.landmarks_for(inp)
-        est = landmark_offset(lm, inp.source_audio, inp.audio_start_sample, max_shift, sample_rate=inp.sample_rate)
+        if self.model is not None:
+            from syncvid.sync.corpus_judge import judge_clip
+
+            est = judge_clip(self.model, lm, inp.source_audio, inp.audio_start_sample, max_shift,
+                             sample_rate=inp.sample_rate)
+        else:
+            est = landmark_offset(lm, inp.source_audio, inp.audio_start_sample, max_shift, sample_rate=inp.sample_rate)
         k = est.offset + max_shift
-        extras = {"sync_score": float(est.curve[k]) if np.isfinite(est.curve[k]) else float("nan")}
+        extras = {"sync_score": float(est.curve[k]) if np.isfinite(est.curve[k]) else float("nan"),
+                  "sync_judge": "corpus" if self.model is not None else "clip"}
         return est, extras
 
 

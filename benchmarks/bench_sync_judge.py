@@ -1,0 +1,181 @@
+"""Corpus sync judge vs the per-clip landmark estimator on real talking heads (`bench_sync.py --judge`).
+
+Every real video of MEDIA (talk_*.mp4) and MEDIA/real (*.mp4) goes through the pipeline's
+decode + face stage (`bench_sync.pipeline_view`); the landmarks are rounded to float16 as the
+run stores them for re-judging.  Test clips: windows of 125 frames (5 s, as the pipeline cuts)
+and of 250 frames (10 s: only sources that long) every STEP frames, their audio shifted by
+k ∈ ±{3,4,5,6,7,8,10} frames (the audio leads by k, so the true offset is k, taking the
+sources as in sync), judged
+  - with context: the source's audio around the clip (the sync stage's case);
+  - without context: the clip's own (shifted) audio only, as a 5 s source file would give.
+In-sync clips (k = 0, with context) give the keep rate at the default threshold (conf >= 3,
+|offset| <= 6, not on the search border); foreign-voice clips (the face of one source with the
+audio of another at the same place) give the rejection rate and the ROC AUC own vs foreign.
+
+Fits: "corpus" fits on the 5 s segments of all sources (what a run does: fit on its own
+candidates, then judge them); "LOSO" fits on the other 14 sources for each source and judges
+that one (a speaker the fit never saw).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from syncvid.sync import corpus_judge as cj
+from syncvid.sync.landmark import landmark_offset
+
+HOP = 640
+S = 15
+SHIFTS = [-10, -8, -7, -6, -5, -4, -3, 3, 4, 5, 6, 7, 8, 10]
+
+
+def load_views(media: Path, cache: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """name -> (landmarks float16→float32 [T, 68, 2], 16 kHz audio, decode + face s/frame)."""
+    from bench_sync import pipeline_view
+
+    from syncvid.config import DEFAULT_PIPELINE_CONFIG, load_config
+    from syncvid.stages.face import FaceStage
+
+    videos = sorted(media.glob("talk_*.mp4")) + sorted((media / "real").glob("*.mp4"))
+    if not videos:
+        raise SystemExit(f"no talk_*.mp4 or real/*.mp4 in {media}")
+    face = None
+    out = {}
+    for v in videos:
+        hit = cache / f"{v.stem}.npz" if cache else None
+        if hit is not None and hit.is_file():
+            z = np.load(hit)
+            lm, audio, pf = z["lm"], z["audio"], float(z["per_frame"])
+        else:
+            if face is None:
+                face = FaceStage(load_config(DEFAULT_PIPELINE_CONFIG).face)
+                face.setup()
+            _, lm, audio, pf = pipeline_view(v, face)
+            if hit is not None:
+                hit.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(hit, lm=lm, audio=audio, per_frame=pf)
+        out[v.stem] = (lm.astype(np.float16).astype(np.float32), np.asarray(audio, np.float32), pf)
+    return out
+
+
+def corpus_features(data, names, p: cj.FitParams, seg: int = 125) -> list[cj.ClipFeatures]:
+    """The 5 s segments a run would cut from each source (a shorter source: one clip)."""
+    out = []
+    for nm in names:
+        lm, au, _ = data[nm]
+        n = min(len(lm), len(au) // HOP)
+        for st in range(0, max(1, n - seg + 1), seg):
+            length = min(seg, n - st)
+            if length >= 50:
+                out.append(cj.clip_features(lm[st:st + length], au, st * HOP, p.max_shift + p.context, group=nm))
+    return out
+
+
+def roc_auc(pos, neg) -> float:
+    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(np.mean(pos > neg) + 0.5 * np.mean(pos == neg))
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.ok = {"ctx125": [], "clip125": [], "ctx250": [], "clip250": []}
+        self.own, self.own_off, self.own_edge, self.own_clip = [], [], [], []
+        self.foreign, self.cost = [], []
+
+    def extend(self, other: "Tally") -> None:
+        for k in self.ok:
+            self.ok[k] += other.ok[k]
+        for k in ("own", "own_off", "own_edge", "own_clip", "foreign", "cost"):
+            getattr(self, k).extend(getattr(other, k))
+
+    def line(self, name: str) -> str:
+        own, fo, off = np.array(self.own), np.array(self.foreign), np.array(self.own_off)
+        kept = (own >= 3) & (np.abs(off) <= 6) & ~np.array(self.own_edge, bool)
+        acc = " ".join(f"{k} {np.mean(v):.0%} ({len(v)})" for k, v in self.ok.items() if v)
+        return (f"{name:28s} offset ±1: {acc} | in-sync |off|<=1 {np.mean(np.abs(off) <= 1):.0%}, kept {np.mean(kept):.0%}"
+                f" ({len(own)}) | foreign rejected {np.mean(fo < 3):.0%} ({len(fo)}), AUC {roc_auc(own, fo):.3f}"
+                f" | {1000 * np.median(self.cost):.1f} ms/clip")
+
+
+def evaluate(judge, data, faces, voices, step: int) -> Tally:
+    """`judge(landmarks, audio, start) -> OffsetEstimate` on the test clips of `faces`."""
+    t = Tally()
+    for nm in faces:
+        lm, au, _ = data[nm]
+        n = min(len(lm), len(au) // HOP)
+        for w in (125, 250):
+            for st in range(0, n - w + 1, step if w == 125 else 2 * step):
+                for k in [0] + SHIFTS:
+                    a0 = (st + k) * HOP
+                    if st + k - S - 2 >= 0 and st + k + w + S + 2 <= n:  # context on both sides
+                        t0 = time.perf_counter()
+                        e = judge(lm[st:st + w], au, a0)
+                        t.cost.append(time.perf_counter() - t0)
+                        if k == 0 and w == 125:
+                            t.own.append(e.conf), t.own_off.append(e.offset), t.own_edge.append(e.at_edge)
+                        elif k:
+                            t.ok[f"ctx{w}"].append(abs(e.offset - k) <= 1)
+                    if k and st + k >= 0 and st + k + w <= n:
+                        e = judge(lm[st:st + w], au[a0:a0 + w * HOP], 0)
+                        t.ok[f"clip{w}"].append(abs(e.offset - k) <= 1)
+            if w != 125:
+                continue
+            for st in range(0, n - w + 1, step):
+                for other in voices:
+                    au2 = data[other][1]
+                    if other != nm and len(au2) // HOP >= st + w + S + 2:
+                        t.foreign.append(judge(lm[st:st + w], au2, st * HOP).conf)
+    return t
+
+
+def histogram(values, edges, label: str) -> str:
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1] - 1e-9), edges)
+    cells = " ".join(f"{e:g}:{c}" for e, c in zip(edges[:-1], counts))
+    return f"  {label:34s} {cells}"
+
+
+def judge_benchmark(media: Path, cache: Path | None, step: int = 10) -> None:
+    t0 = time.perf_counter()
+    data = load_views(media, cache)
+    names = list(data)
+    face_s = float(np.mean([pf for _, _, pf in data.values()]))
+    print(f"{len(names)} real videos, {sum(len(v[0]) for v in data.values())} frames at 25 fps; decode + face "
+          f"{1000 * face_s:.1f} ms/frame ({time.perf_counter() - t0:.0f} s)")
+    p = cj.FitParams()
+
+    def landmark(lm, au, a0):
+        return landmark_offset(lm, au, a0, S)
+
+    t0 = time.perf_counter()
+    model, report = cj.fit_judge(corpus_features(data, names, p), p)
+    fit_s = time.perf_counter() - t0
+    print(f"corpus fit: {report.clips} clips, {report.frames} frames, refits on {report.clips_per_iteration} clips, "
+          f"canonical correlations {np.round(report.canonical_correlations, 2).tolist()}, conf scale "
+          f"{model.conf_scale:.2f}; {fit_s:.1f} s")
+
+    def corpus(lm, au, a0, m=model):
+        return cj.judge_clip(m, lm, au, a0, S)
+
+    tallies = {"landmark (per clip)": evaluate(landmark, data, names, names, step),
+               "corpus (fit on the run)": evaluate(corpus, data, names, names, step)}
+    loso = Tally()
+    t0 = time.perf_counter()
+    for nm in names:
+        m, _ = cj.fit_judge(corpus_features(data, [n for n in names if n != nm], p), p)
+        loso.extend(evaluate(lambda lm, au, a0, m=m: cj.judge_clip(m, lm, au, a0, S), data, [nm], names, step))
+    tallies["corpus (leave speaker out)"] = loso
+    print(f"(15 leave-one-speaker-out fits and their scoring: {time.perf_counter() - t0:.0f} s)")
+    print(f"\nclips: 5 s (125 frames) every {step} frames and 10 s (250) every {2 * step}; shifts {SHIFTS}; "
+          "ctx = source audio around the clip, clip = its own audio only")
+    for name, t in tallies.items():
+        print(t.line(name))
+    print(f"decode + face per 5 s clip: {125 * face_s:.2f} s; corpus fit {fit_s:.1f} s for {report.frames} frames")
+    print("\nhistograms of in-sync 5 s clips (offset) and of own / foreign confidence:")
+    for name, t in tallies.items():
+        print(f" {name}")
+        print(histogram(t.own_off, np.arange(-6, 8), "offset (k = 0)"))
+        print(histogram(t.own, np.arange(0, 13), "conf own voice"))
+        print(histogram(t.foreign, np.arange(0, 13), "conf foreign voice"))
