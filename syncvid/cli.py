@@ -244,7 +244,7 @@ def _cmd_rescore(args) -> int:
 
 
 def _cmd_judge_sync(args) -> int:
-    from syncvid.sync.corpus_fit import judge_output_root
+    from syncvid.commands.judge_sync import judge_output_root
 
     return judge_output_root(args.output_dir, args.overrides or [], args.total_num_workers)
 

@@ -186,8 +186,12 @@ def rescore_source(job: RescoreJob, worker: RescoreWorker) -> RescoreOutcome:
     return out
 
 
-def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, total_num_workers: int | None) -> int:
-    """`syncvid rescore`: new sync and/or quality scores measured on the aligned candidates."""
+def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, total_num_workers: int | None,
+                 keep_config: bool = False) -> int:
+    """`syncvid rescore`: new sync and/or quality scores measured on the aligned candidates.
+
+    `keep_config`: the markers keep the fingerprint they were written under and run.yaml stays as
+    it is (the corpus sync judge at the end of a run: a resume with the same command skips them)."""
     stages = tuple(dict.fromkeys(s.strip() for s in stages if s.strip()))
     unknown = [s for s in stages if s not in RESCORABLE_STAGES]
     if not stages or unknown:
@@ -230,7 +234,9 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
         for key, outcome in _run_jobs([j for _, j in jobs], new, stages, workers):
             marker = by_key[key]
             clips = [r for r in outcome.rows if r.get("row_type") == "clip"]
-            marker.rows, marker.fingerprint = merge_rows(outcome.rows, clips), fingerprint
+            marker.rows = merge_rows(outcome.rows, clips)
+            if not keep_config:
+                marker.fingerprint = fingerprint
             for clip, size in outcome.sizes.items():
                 marker.set_file_size(clip, "clip", size)
             marker.write(layout)
@@ -239,7 +245,8 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
             totals.errors.extend(outcome.errors)
             for k, v in outcome.audio_context.items():
                 totals.audio_context[k] = totals.audio_context.get(k, 0) + v
-        save_run_yaml(layout, old, new)
+        if not keep_config:
+            save_run_yaml(layout, old, new)
         all_rows = finish_outputs(layout, run_sources(new, layout, read_markers(layout)),
                                   contact_sheet=new.run.contact_sheet)
     kept_after = sum(1 for r in all_rows if r.get("row_type") == "clip" and r["status"] == "kept")

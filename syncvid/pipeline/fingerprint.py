@@ -8,9 +8,11 @@ import json
 
 from syncvid.config.pipeline_schema import PipelineConfig
 
-__all__ = ["FINGERPRINT_SECTIONS", "config_fingerprint"]
+__all__ = ["FINGERPRINT_SECTIONS", "POST_PASS_KEYS", "config_fingerprint"]
 
 FINGERPRINT_SECTIONS = ("media", "scene", "segment", "face", "sync", "quality", "encode")
+# Keys of what happens after every source is done (they re-decide, never change what a source produces).
+POST_PASS_KEYS = ("sync.corpus_judge",)
 
 
 def config_fingerprint(cfg: PipelineConfig) -> str:
@@ -19,7 +21,7 @@ def config_fingerprint(cfg: PipelineConfig) -> str:
     from syncvid.pipeline.decisions import THRESHOLD_KEYS
 
     data = {name: dataclasses.asdict(getattr(cfg, name)) for name in FINGERPRINT_SECTIONS}
-    for key in THRESHOLD_KEYS:
+    for key in (*THRESHOLD_KEYS, *POST_PASS_KEYS):
         section, name = key.split(".")
         data[section].pop(name)
     data["outputs"] = [cfg.run.keep_candidates, cfg.run.keep_intermediate]

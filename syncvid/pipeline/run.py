@@ -153,6 +153,8 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
 
             apply_thresholds(layout, cfg)
         rows = finish_outputs(layout, sources, contact_sheet=cfg.run.contact_sheet)
+    if uses_corpus_judge(cfg):
+        rows = judge_with_corpus(cfg, layout, sources, notice)
     clips = [r for r in rows if r["row_type"] == "clip"]
     src_rows = [r for r in rows if r["row_type"] == "source"]
     return RunSummary(
@@ -166,3 +168,23 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         video_hours=sum((r.get("num_frames") or 0) for r in src_rows) / cfg.media.fps / 3600,
         wall_s=time.time() - started,
     )
+
+
+def uses_corpus_judge(cfg: PipelineConfig) -> bool:
+    """Whether the run ends by fitting the corpus sync judge on its candidates (docs/sync.md)."""
+    return cfg.sync.corpus_judge and cfg.sync.backend == "landmark" and not cfg.sync.landmark_model
+
+
+def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, notice) -> list[dict]:
+    """measure → fit → re-judge: fit the corpus judge on every candidate of the output root and
+    rescore sync with it; the markers keep this run's fingerprint, so a resume skips their sources.
+    Returns the manifest rows afterwards."""
+    from syncvid.commands.judge_sync import judge_output_root
+    from syncvid.outputs.finish import collect_rows
+
+    if not cfg.run.keep_candidates:
+        notice("sync.corpus_judge needs the aligned candidates (run.keep_candidates): the per-clip judge stays")
+    else:
+        judge_output_root(layout.root, total_num_workers=cfg.run.total_num_workers, keep_config=True)
+    return collect_rows(layout, sources)
+

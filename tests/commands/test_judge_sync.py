@@ -16,7 +16,7 @@ from syncvid.stages.sync import SyncStage
 from syncvid.records import Clip, Segment
 from syncvid.sync import corpus_judge as cj
 from syncvid.sync.backends import LandmarkBackend, SyncInput
-from syncvid.sync.corpus_fit import MODEL_NAME, collect_features, fit_output_root
+from syncvid.commands.judge_sync import MODEL_NAME, collect_features, fit_output_root
 from syncvid.sync.synthetic import HOP, synthetic_clip
 
 PARAMS = cj.FitParams(min_frames=1000, foreign_pairs=150, iterations=1)
@@ -98,3 +98,40 @@ def test_landmark_backend_names_a_bad_model_file(tmp_path):
     c = synthetic_clip(100, 0, seed=3)
     _, extras = plain.measure(SyncInput(c.frames, c.landmarks, c.source_audio, c.audio_start_sample), 15)
     assert extras["sync_judge"] == "clip"
+
+
+def test_a_run_ends_with_the_corpus_judge_and_resumes_without_redoing(sample_run, tmp_path, capsys):
+    """`sync.corpus_judge`: a pipeline run ends with fit → re-judge; the markers keep the run's
+    fingerprint, so the same command again redoes no source."""
+    import shutil
+
+    from syncvid.commands.judge_sync import judge_output_root
+    from syncvid.config import load_pipeline_config
+    from syncvid.outputs.layout import OutputLayout
+    from syncvid.outputs.manifest import read_manifest
+    from syncvid.outputs.markers import read_markers
+    from syncvid.pipeline.run import run_pipeline, uses_corpus_judge
+
+    root = tmp_path / "out"
+    shutil.copytree(sample_run, root)
+    cfg = load_config(root / "run.yaml")
+    before = {m.source: m.fingerprint for m in read_markers(OutputLayout(root))}
+    params = cj.FitParams(min_frames=1000, foreign_pairs=150, iterations=1)
+    assert judge_output_root(root, params=params, keep_config=True) == 0
+    assert (root / MODEL_NAME).is_file()
+    assert "corpus sync judge fitted on" in capsys.readouterr().out
+    assert {m.source: m.fingerprint for m in read_markers(OutputLayout(root))} == before
+    judged = [r for r in read_manifest(root / "manifest.parquet")
+              if r["row_type"] == "clip" and r.get("sync_offset_frames") is not None]
+    assert judged and all(r["sync_judge"] == "corpus" for r in judged)
+    assert load_config(root / "run.yaml").sync.landmark_model == ""  # run.yaml is the run's own
+    # the same run again, asking for the judge: every source is already done
+    again = load_pipeline_config(None, flags={"run.input_dir": cfg.run.input_dir, "run.output_dir": str(root),
+                                              "run.total_num_workers": 1, "run.progress": False},
+                                 overrides=["sync.corpus_judge=true"])
+    assert uses_corpus_judge(again)
+    summary = run_pipeline(again, notice=lambda message: None)
+    assert summary.processed == 0 and summary.skipped == summary.sources - len(
+        [r for r in read_manifest(root / "manifest.parquet") if r.get("reason") in {"bad_name", "not_a_regular_file",
+                                                                                  "dangling_link"}])
+    assert "the per-clip landmark estimator stays" in capsys.readouterr().out  # too few frames by default

@@ -6,6 +6,8 @@ single video frame: the landmarks from their .npy files, the audio from the sour
 stream only; the candidate's own audio when the source is gone or changed), fits
 `syncvid.sync.corpus_judge` on them, saves the model in the output root (`MODEL_NAME`) and,
 in `judge_output_root`, re-judges the run with it through `syncvid rescore --stages sync`.
+`syncvid judge-sync OUT` runs it on a finished run; `sync.corpus_judge: true` runs it at the end
+of every `syncvid pipeline`.
 
     fit_output_root(out)          # -> CorpusFitOutcome (model saved, or why not)
     judge_output_root(out)        # fit, then rescore sync with sync.landmark_model=<model>
@@ -15,21 +17,22 @@ A later run reuses the model with `--set sync.landmark_model=<out>/sync_model.np
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from syncvid.commands.common import load_new, open_root
+from syncvid.commands.rescore import audio_matches, rescore_main, source_audio_context
+from syncvid.outputs.markers import read_markers
 from syncvid.sync.corpus_judge import ClipFeatures, FitParams, FitReport, clip_features, fit_judge, save_model
 
 __all__ = ["MODEL_NAME", "CorpusFitOutcome", "collect_features", "fit_output_root", "judge_output_root"]
 
 MODEL_NAME = "sync_model.npz"
-_AUDIO_MATCH_TOLERANCE = 0.3  # relative RMS: a source whose audio differs more was replaced
 
 
 @dataclass(frozen=True)
@@ -43,63 +46,28 @@ class CorpusFitOutcome:
     report: FitReport | None = None
 
 
-def _markers(root: Path) -> list[dict]:
-    out = []
-    for path in sorted((root / ".syncvid" / "done").glob("*.json")):
-        try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue  # a marker being replaced or damaged: its source is left out
-    return out
-
-
-def _source_audio(input_dir: str, source_row: dict, rate: int) -> np.ndarray | None:
-    """The source's audio from output frame 0 on, as the run held it (None: source gone)."""
-    from syncvid.media.decode import decode_audio
-
-    if not input_dir or source_row.get("start_s") is None:
-        return None
-    path = Path(input_dir) / source_row["source"]
-    if not path.is_file():
-        return None
-    try:
-        samples, start, _ = decode_audio(path, rate)
-    except Exception:
-        return None
-    skip = round((Fraction(source_row["start_s"]) - start) * rate)
-    return samples[skip:] if 0 <= skip < len(samples) else None
-
-
-def _matches(candidate: np.ndarray, reference: np.ndarray) -> bool:
-    n = min(len(candidate), len(reference))
-    if n == 0:
-        return False
-    a, b = candidate[:n].astype(np.float64), reference[:n].astype(np.float64)
-    scale = max(float(np.sqrt(np.mean(b * b))), 1e-3)
-    return float(np.sqrt(np.mean((a - b) ** 2))) <= _AUDIO_MATCH_TOLERANCE * scale
-
-
-def collect_features(output_dir, reach: int, *, input_dir: str | None = None, sample_rate: int = 16000,
-                     fps: int = 25) -> list[ClipFeatures]:
+def collect_features(output_dir, reach: int) -> list[ClipFeatures]:
     """`ClipFeatures` of every candidate of a run that has landmarks (one group per source)."""
     from syncvid.media.decode import decode_audio
 
-    root = Path(output_dir)
-    if input_dir is None:
-        input_dir = _run_input_dir(root)
-    spf = sample_rate // fps
+    layout, cfg = open_root(output_dir)
+    sample_rate = cfg.media.sample_rate
+    spf = sample_rate // cfg.media.fps
     out: list[ClipFeatures] = []
-    for marker in _markers(root):
-        rows = marker.get("rows", [])
+    for marker in read_markers(layout):
+        rows = marker.rows
         clips = [r for r in rows if r.get("row_type") == "clip" and r.get("candidate")]
         if not clips:
             continue
         source_row = next((r for r in rows if r.get("row_type") == "source"), {})
-        context = _source_audio(input_dir or "", source_row, sample_rate)
+        try:
+            context = source_audio_context(cfg, source_row)
+        except Exception:  # an unreadable source: each candidate's own audio is used
+            context = None
         for row in clips:
-            lm_path = root / ".syncvid" / "landmarks" / (Path(row["candidate"]).relative_to("affine_transformed")
-                                                          .as_posix()[:-4] + ".npy")
-            cand = root / row["candidate"]
+            lm_path = layout.landmarks_dir / (Path(row["candidate"]).relative_to(layout.candidates_dir.name)
+                                              .as_posix()[:-4] + ".npy")
+            cand = layout.root / row["candidate"]
             if not lm_path.is_file() or not cand.is_file():
                 continue
             landmarks = np.load(lm_path).astype(np.float32)
@@ -109,22 +77,13 @@ def collect_features(output_dir, reach: int, *, input_dir: str | None = None, sa
                 own = decode_audio(cand, sample_rate)[0]
             except Exception:
                 continue  # a damaged candidate is left out of the corpus
-            if context is not None and _matches(own, context[a0:a0 + n]):
+            if context is not None and audio_matches(own, context[a0:a0 + n]):
                 audio, start = context, a0
             else:
                 audio, start = own, 0
             out.append(clip_features(landmarks, audio, start, reach, sample_rate=sample_rate,
                                      group=str(row.get("source", ""))))
     return out
-
-
-def _run_input_dir(root: Path) -> str:
-    from syncvid.config import load_config
-
-    run_yaml = root / "run.yaml"
-    if not run_yaml.is_file():
-        raise FileNotFoundError(f"not a syncvid output root (no run.yaml): {root}")
-    return str(load_config(run_yaml, family="pipeline").run.input_dir or "")
 
 
 def fit_output_root(output_dir, params: FitParams = FitParams(), model_path=None) -> CorpusFitOutcome:
@@ -151,20 +110,15 @@ def fit_output_root(output_dir, params: FitParams = FitParams(), model_path=None
 
 
 def judge_output_root(output_dir, overrides: Sequence[str] = (), total_num_workers: int | None = None,
-                      params: FitParams = FitParams()) -> int:
+                      params: FitParams = FitParams(), keep_config: bool = False) -> int:
     """measure → fit → re-judge: fit on the run's candidates, then rescore sync with the model.
 
     The run must use the landmark backend.  Without enough clips nothing changes (the message
     says so) and 0 is returned.
     """
-    import sys
-
-    from syncvid.config import load_config
-
-    root = Path(output_dir).expanduser().resolve()
-    if not (root / "run.yaml").is_file():
-        raise FileNotFoundError(f"not a syncvid output root (no run.yaml): {root}")
-    cfg = load_config(root / "run.yaml", overrides=list(overrides), family="pipeline")
+    layout, _ = open_root(output_dir)
+    root = layout.root
+    cfg = load_new(layout, overrides, {})
     if cfg.sync.backend != "landmark":
         print(f"syncvid: judge-sync: sync.backend is {cfg.sync.backend}; the corpus judge serves the landmark "
               "backend only: nothing changed", file=sys.stderr)
@@ -175,7 +129,5 @@ def judge_output_root(output_dir, overrides: Sequence[str] = (), total_num_worke
     print(f"syncvid: judge-sync: {outcome.message}")
     if outcome.model_path is None:
         return 0
-    from syncvid.pipeline.refilter import rescore_main
-
     return rescore_main(root, ["sync"], [*overrides, f"sync.landmark_model={outcome.model_path}"],
-                        total_num_workers)
+                        total_num_workers, keep_config=keep_config)
