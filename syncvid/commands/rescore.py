@@ -161,6 +161,9 @@ def rescore_source(job: RescoreJob, worker: RescoreWorker) -> RescoreOutcome:
                     source_audio=context if use_source else None, audio_start_sample=a0 if use_source else 0)
         for key in ("output", "pooled"):
             row[key] = ""
+        if "sync" in stages and old.get("sync_judge") == "clip" and old.get("sync_offset_frames") is not None:
+            # the per-clip judge's measurements stay beside the corpus judge's (the report draws both)
+            row.update(sync_offset_frames_clip=old["sync_offset_frames"], sync_conf_clip=old.get("sync_conf"))
         try:
             clip = score_clip(clip, row, sync_stage, quality_stage, stages)
         except Rejected as rej:

@@ -301,6 +301,11 @@ def _charts(cfg) -> list[Chart]:
     charts.append(Chart("sync_conf", "Sync confidence",
                         f"confidence ({cfg.sync.backend} backend)" if cfg is not None else "confidence",
                         thr("sync", "conf_threshold", "min")))
+    # after the corpus judge re-judged a run: what the per-clip judge had measured (decisions are the corpus judge's)
+    charts.append(Chart("sync_offset_frames_clip", "Sync offset, per-clip judge", "frames at 25 fps, before the "
+                        "corpus judge", offset_marks, integer=True))
+    charts.append(Chart("sync_conf_clip", "Sync confidence, per-clip judge", "confidence before the corpus judge",
+                        thr("sync", "conf_threshold", "min")))
     charts.append(Chart("quality_score", "Quality score", "summary score, higher is better"))
     metrics: dict[str, list] = {}
     for check in CHECKS:
@@ -450,6 +455,10 @@ def render_report(layout: OutputLayout, rows: list[dict], cfg=None, note: str = 
     parts.append("<h2 id='scores'>Scores and thresholds</h2>"
                  "<p class='muted'>Clips that reached each measurement, kept (green) and dropped (grey, by any "
                  "stage); dashed red lines are the thresholds of run.yaml.</p><div class='charts'>")
+    judges = sorted({str(r["sync_judge"]) for r in clips if r.get("sync_judge")})
+    if "corpus" in judges:
+        parts.append("<p class='muted'>Sync was judged by the corpus judge fitted on this run (sync_model.npz); "
+                     "the per-clip judge's offsets and confidences are drawn beside it.</p>")
     drawn = [_chart_html(clips, chart) for chart in _charts(cfg)]
     parts.extend(d for d in drawn if d)
     if not any(drawn):

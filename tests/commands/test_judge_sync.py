@@ -124,6 +124,9 @@ def test_a_run_ends_with_the_corpus_judge_and_resumes_without_redoing(sample_run
     judged = [r for r in read_manifest(root / "manifest.parquet")
               if r["row_type"] == "clip" and r.get("sync_offset_frames") is not None]
     assert judged and all(r["sync_judge"] == "corpus" for r in judged)
+    assert all(r["sync_offset_frames_clip"] is not None for r in judged)  # the per-clip judge's, kept beside
+    report = (root / "report.html").read_text()
+    assert "Sync offset, per-clip judge" in report and "Sync confidence, per-clip judge" in report
     assert load_config(root / "run.yaml").sync.landmark_model == ""  # run.yaml is the run's own
     # the same run again, asking for the judge: every source is already done
     again = load_pipeline_config(None, flags={"run.input_dir": cfg.run.input_dir, "run.output_dir": str(root),
