@@ -47,8 +47,8 @@ def clip_stem_of(clip_id: str) -> str:
 class Rejected(Exception):
     """Raised by a stage to reject a source or a segment; the runner records it.
 
-    `reason` is a short code (``no_audio``, ``no_face``, ``low_quality:blur``, ...),
-    `stage` one of `STAGES`, `message` a one-line human explanation.  `measurements`
+    `reason` is a short code, a `syncvid.rows.Reason` (``no_audio``, ``no_face``,
+    ``low_quality:blur``, ...; a `str`), `stage` one of `STAGES`, `message` a one-line human explanation.  `measurements`
     carries whatever the stage measured before deciding (face size, sync
     confidence, ...) so that the manifest keeps scores of dropped candidates too.
     """

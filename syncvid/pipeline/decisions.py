@@ -13,6 +13,7 @@ from typing import Callable, ContextManager, Iterable
 
 from syncvid.outputs.layout import OutputLayout
 from syncvid.records import Clip, Rejected, Segment, clip_stem_of
+from syncvid.rows import Reason, RowType, Status
 from syncvid.stages.quality import CHECKS
 
 RESCORABLE_STAGES = ("sync", "quality")
@@ -37,7 +38,7 @@ def row_segment(row: dict, time_offset_s: float = 0.0) -> Segment:
 
 def reached_sync_decision(row: dict) -> bool:
     """A clip row whose corrected clip was encoded (kept, or pooled by a threshold): filter re-decides it."""
-    return row.get("row_type") == "clip" and bool(row.get("output") or row.get("pooled"))
+    return row.get("row_type") == RowType.CLIP and bool(row.get("output") or row.get("pooled"))
 
 
 def decide(measurements: dict, sync_stage, quality_stage) -> Rejected | None:
@@ -53,9 +54,9 @@ def decide(measurements: dict, sync_stage, quality_stage) -> Rejected | None:
 def decision_fields(layout: OutputLayout, clip_rel: str, decision: Rejected | None) -> dict:
     """Row fields that record a decision and where the corrected clip lives."""
     if decision is None:
-        return {"status": "kept", "stage": "", "reason": "", "message": "",
+        return {"status": Status.KEPT, "stage": "", "reason": "", "message": "",
                 "output": final_rel(layout, clip_rel), "pooled": ""}
-    return {"status": "dropped", "stage": decision.stage, "reason": decision.reason, "message": decision.message,
+    return {"status": Status.DROPPED, "stage": decision.stage, "reason": decision.reason, "message": decision.message,
             "output": "", "pooled": pool_rel(layout, clip_rel)}
 
 
@@ -73,20 +74,20 @@ def summarise_source(src: dict, clips: list[dict]) -> dict:
 
     A source rejected as a whole (broken, resample, internal error) keeps its row.
     """
-    if src.get("status") == "dropped" and src.get("reason") != "no_clips_kept":
+    if src.get("status") == Status.DROPPED and src.get("reason") != Reason.NO_CLIPS_KEPT:
         return dict(src)
     if not clips:
         return dict(src)
-    kept = sum(1 for r in clips if r.get("status") == "kept")
+    kept = sum(1 for r in clips if r.get("status") == Status.KEPT)
     if kept:
-        return {**src, "status": "kept", "stage": "", "reason": "",
+        return {**src, "status": Status.KEPT, "stage": "", "reason": "",
                 "message": f"{kept} of {len(clips)} segments kept"}
     reasons: dict[tuple[str, str], int] = {}
     for r in clips:
         reasons[(r["stage"], r["reason"])] = reasons.get((r["stage"], r["reason"]), 0) + 1
     (top_stage, _), _ = max(reasons.items(), key=lambda kv: kv[1])
     summary = ", ".join(f"{n} {reason}" for (_, reason), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return {**src, "status": "dropped", "stage": top_stage, "reason": "no_clips_kept",
+    return {**src, "status": Status.DROPPED, "stage": top_stage, "reason": Reason.NO_CLIPS_KEPT,
             "message": f"all {len(clips)} segments dropped: {summary}"}
 
 

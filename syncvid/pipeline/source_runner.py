@@ -32,6 +32,7 @@ from syncvid.outputs.layout import OutputLayout
 from syncvid.outputs.markers import DoneMarker, read_marker, source_identity
 from syncvid.outputs.thumbs import save_thumbnail_strip
 from syncvid.records import Clip, MediaInfo, Rejected, Segment, Source
+from syncvid.rows import Reason, RowType, Status
 from syncvid.stages.broken import open_source
 from syncvid.stages.scene import SceneDetector
 from syncvid.stages.segment import locate, segment_frames
@@ -163,7 +164,7 @@ class SourceRunner:
                 return self._stream(source, info, reader)
         except Rejected as rej:
             self._remove_written()
-            row = self._source_row(source, info, "dropped", rej.stage, rej.reason, rej.message)
+            row = self._source_row(source, info, Status.DROPPED, rej.stage, rej.reason, rej.message)
             row.update(rej.measurements)
             return SourceOutcome(source.rel, [row], 0.0)
         except OutputWriteError as err:  # disk full, quota, permissions: the run decides whether to go on
@@ -174,7 +175,7 @@ class SourceRunner:
             self._remove_written()
             last = traceback.extract_tb(exc.__traceback__)[-1]
             message = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
-            row = self._source_row(source, info, "dropped", stage, "internal_error", message)
+            row = self._source_row(source, info, Status.DROPPED, stage, Reason.INTERNAL_ERROR, message)
             return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
 
     @contextmanager
@@ -235,7 +236,7 @@ class SourceRunner:
             self._finish_segment()
             self._close_shot_writer()
             if num_frames == 0:
-                raise Rejected("resample", "no_common_span", "audio and video do not overlap in time")
+                raise Rejected("resample", Reason.NO_COMMON_SPAN, "audio and video do not overlap in time")
             if resampled is not None:
                 resampled.write_audio(self._audio_slice(0, num_frames))
                 resampled.close()
@@ -245,9 +246,9 @@ class SourceRunner:
                     w.abort()
             raise
         duration = num_frames / self.fps
-        kept = sum(1 for r in self._rows if r["status"] == "kept")
+        kept = sum(1 for r in self._rows if r["status"] == Status.KEPT)
         shots = len({r["shot_index"] for r in self._rows})
-        src = summarise_source(self._source_row(source, info, "kept", "", "", ""), self._rows)
+        src = summarise_source(self._source_row(source, info, Status.KEPT, "", "", ""), self._rows)
         src.update(num_frames=num_frames, start_s=float(reader.t0), end_s=float(reader.t0) + duration, num_shots=shots)
         src.update({f"cpu_{k}_s": round(v, 4) for k, v in self._cpu.items()})
         return SourceOutcome(source.rel, [src] + self._rows, duration, kept, cpu_s=dict(self._cpu))
@@ -296,7 +297,7 @@ class SourceRunner:
         row = self._clip_row(seg)
         try:
             if seg.num_frames < self.seg_min:
-                raise Rejected("segment", "too_short",
+                raise Rejected("segment", Reason.TOO_SHORT,
                                f"{seg.num_frames} frames ({seg.num_frames / self.fps:.2f} s) < "
                                f"segment.min_seconds {self.cfg.segment.min_seconds} s")
             with self._timer("face"):
@@ -307,7 +308,7 @@ class SourceRunner:
             self._score_and_keep(clip, row)
         except Rejected as rej:
             row.update(rej.measurements)
-            row.update(status="dropped", stage=rej.stage, reason=rej.reason, message=rej.message)
+            row.update(status=Status.DROPPED, stage=rej.stage, reason=rej.reason, message=rej.message)
         if any(c is not None for c in buf.crops):
             self._save_thumbnails(seg, buf.crops)
         self._rows.append(row)
@@ -451,16 +452,16 @@ class SourceRunner:
 
     def _clip_row(self, seg: Segment) -> dict:
         return {
-            "source": seg.source_rel, "clip": seg.clip_id, "row_type": "clip", "status": "dropped",
+            "source": seg.source_rel, "clip": seg.clip_id, "row_type": RowType.CLIP, "status": Status.DROPPED,
             "stage": "", "reason": "", "message": "", "start_s": round(seg.start_s, 6),
             "end_s": round(seg.end_s, 6), "num_frames": seg.num_frames, "output": "", "candidate": "", "pooled": "",
             "shot_index": seg.shot_index, "seg_index": seg.seg_index,
             "start_frame": seg.start_frame, "end_frame": seg.end_frame,
         }
 
-    def _source_row(self, source: Source, info: MediaInfo | None, status: str, stage: str, reason: str,
+    def _source_row(self, source: Source, info: MediaInfo | None, status: Status, stage: str, reason: str,
                     message: str) -> dict:
-        row = {"source": source.rel, "clip": "", "row_type": "source", "status": status, "stage": stage,
+        row = {"source": source.rel, "clip": "", "row_type": RowType.SOURCE, "status": status, "stage": stage,
                "reason": reason, "message": message, "output": "", "candidate": ""}
         if source.output_stem != source.stem:  # its clips are named after something else (see discovery)
             row["clip_stem"] = source.output_stem

@@ -5,7 +5,8 @@ in order: `track(picture, new_shot)`; per clip: `new_aligner()` then
 `aligner.warp(picture, frame_face)` (a `syncvid.media.picture.Picture` or an RGB array); per candidate segment:
 `judge(frame_faces)`, which returns `FaceStats` or raises
 `Rejected("face", reason, ...)` with reason one of `no_face`,
-`multiple_faces`, `face_too_small`, `face_lost`, `extreme_yaw`.
+`multiple_faces`, `face_too_small`, `face_lost`, `extreme_yaw` (`Reason.of_stage("face")`).
+The contract it shares with sync and quality: `syncvid.stages.base.Stage`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from syncvid.face.backends import FaceBackend, create_backend
 from syncvid.face.landmarks import RIGID_68, box_wh
 from syncvid.face.tracker import FaceTracker, FrameFace
 from syncvid.records import Rejected
+from syncvid.rows import Reason
+from syncvid.stages.base import Stage
 
 __all__ = ["FaceStage", "FrameFace", "FaceStats", "judge_faces", "landmark_jitter"]
 
@@ -96,12 +99,12 @@ def judge_faces(frame_faces: list[FrameFace], params: FaceSection, backend: str)
         small = sum(1 for f in frame_faces if f.small_faces > 0)
         if small:
             raise Rejected(
-                "face", "face_too_small",
+                "face", Reason.FACE_TOO_SMALL,
                 f"faces were found in {small} of {n} frames but all were below the size limits "
                 f"({params.min_width_px}x{params.min_height_px} px)",
                 base,
             )
-        raise Rejected("face", "no_face", f"no face in any of the {n} frames", base)
+        raise Rejected("face", Reason.NO_FACE, f"no face in any of the {n} frames", base)
 
     sizes = [min(box_wh(f.box)) for f in present if f.box is not None]
     face_size = float(np.median(sizes)) if sizes else 0.0
@@ -124,7 +127,7 @@ def judge_faces(frame_faces: list[FrameFace], params: FaceSection, backend: str)
     measured = stats.as_dict()
     if ratio >= params.multiple_face_ratio:
         raise Rejected(
-            "face", "multiple_faces",
+            "face", Reason.MULTIPLE_FACES,
             f"a second face {ratio:.2f}x the main face's area (limit {params.multiple_face_ratio})",
             measured,
         )
@@ -132,33 +135,33 @@ def judge_faces(frame_faces: list[FrameFace], params: FaceSection, backend: str)
         missing_small = sum(1 for f in frame_faces if f.landmarks is None and f.small_faces > 0)
         if missing_small * 2 >= missing:
             raise Rejected(
-                "face", "face_too_small",
+                "face", Reason.FACE_TOO_SMALL,
                 f"the face was below the size limits in {missing_small} of {n} frames",
                 measured,
             )
         first = next(i for i, f in enumerate(frame_faces) if f.landmarks is None)
         raise Rejected(
-            "face", "face_lost",
+            "face", Reason.FACE_LOST,
             f"no face in {missing} of {n} frames (first at frame {first}; {params.max_missing_frames} allowed)",
             measured,
         )
     if face_size < params.min_size_px:
         raise Rejected(
-            "face", "face_too_small", f"face {face_size:.0f} px < {params.min_size_px} px (median over frames)",
+            "face", Reason.FACE_TOO_SMALL, f"face {face_size:.0f} px < {params.min_size_px} px (median over frames)",
             measured,
         )
     if params.max_yaw_deg is not None and yaw90 is not None and yaw90 > params.max_yaw_deg:
         raise Rejected(
-            "face", "extreme_yaw", f"head yaw {yaw90:.0f}° (90th percentile) > {params.max_yaw_deg}°", measured
+            "face", Reason.EXTREME_YAW, f"head yaw {yaw90:.0f}° (90th percentile) > {params.max_yaw_deg}°", measured
         )
     return stats
 
 
-class FaceStage:
+class FaceStage(Stage):
     """Detection + tracking + landmarks per frame, alignment per clip, rules per segment."""
 
     name = "face"
-    resources = {"cpus": 1.0, "gpus": 0.0}  # the insightface backend can use a GPU when present
+    gpu_backends = frozenset({"insightface"})
 
     def __init__(self, params: FaceSection):
         self.params = params
@@ -172,6 +175,9 @@ class FaceStage:
             backend.setup()
             self.backend = backend
             self.tracker = FaceTracker(backend, self.params)
+
+    def configured_backends(self) -> tuple[str, ...]:
+        return (self.params.backend,)
 
     @property
     def backend_name(self) -> str:
@@ -194,4 +200,5 @@ class FaceStage:
         return FaceAligner(p.resolution, smooth_bias=True, anchor_filter=filt, resize=p.resize_interpolation)
 
     def judge(self, frame_faces: list[FrameFace]) -> FaceStats:
+        """The segment rules on its tracked frames (`judge_faces`); raises `Rejected`."""
         return judge_faces(frame_faces, self.params, self.backend_name)

@@ -5,7 +5,9 @@ the scores go into the clip's measurements as ``quality_<metric>`` together
 with ``quality_score`` (one 0-100-style summary, higher is better) and
 ``quality_backend`` (the enabled backends, comma-separated).  Thresholds are
 applied by `judge`, a pure function of the recorded measurements, so that a
-run can be re-thresholded later without decoding anything.  Scales, defaults
+run can be re-thresholded later without decoding anything.  The pipeline calls
+`score(frames)` then, once sync has measured too, `judge` (through
+`syncvid.pipeline.decisions.score_clip` and `decide`).  Scales, defaults
 and their reasons: docs/quality.md.
 """
 
@@ -18,7 +20,9 @@ import numpy as np
 
 from syncvid.config.pipeline_schema import QualitySection
 from syncvid.quality.backends import QualityBackend, backend_metrics, create_backends
-from syncvid.records import Clip, Rejected
+from syncvid.records import Rejected
+from syncvid.rows import Reason
+from syncvid.stages.base import Stage
 
 PREFIX = "quality_"
 
@@ -122,16 +126,19 @@ def check_frames(frames: np.ndarray) -> None:
         raise ValueError(f"clip frames must be [T, r, r, 3] with T >= 1, got shape {frames.shape}")
 
 
-class QualityStage:
+class QualityStage(Stage):
     """Scores aligned clips with the configured backends and applies the thresholds."""
 
     name = "quality"
-    resources = {"cpu": 1, "gpu": 0}  # the hyperiqa backend uses a GPU when one is present
+    gpu_backends = frozenset({"hyperiqa"})
 
     def __init__(self, params: QualitySection):
         self.params = params
         self.metric_names = enabled_metrics(params)  # validates backend names early
         self._backends: list[QualityBackend] | None = None
+
+    def configured_backends(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.params.backends))
 
     def setup(self) -> None:
         """Create and load the backends (the hyperiqa checkpoint, the BRISQUE model)."""
@@ -146,12 +153,6 @@ class QualityStage:
         for backend in self._backends:
             metrics.update(backend.score(frames))
         return QualityScores(metrics, tuple(b.name for b in self._backends))
-
-    def process(self, clip: Clip) -> Clip:
-        """Add the quality measurements to `clip`; raise Rejected if a check fails."""
-        clip.measurements.update(self.score(clip.frames).as_measurements())
-        self.judge(clip.measurements)
-        return clip
 
     def judge(self, measurements: dict) -> None:
         """Re-apply the thresholds to recorded measurements; raise Rejected naming the first failed check.
@@ -172,7 +173,7 @@ class QualityStage:
         if failures:
             raise Rejected(
                 "quality",
-                f"low_quality:{failures[0][0]}",
+                Reason.low_quality(failures[0][0]),
                 "; ".join(f"{reason}: {text}" for reason, text in failures),
                 dict(measurements),
             )

@@ -1,15 +1,18 @@
 """Stage 6 — audio-video sync: measure the offset, correct it, drop what cannot be trusted.
 
-`SyncStage(params).setup()` then `process(clip)`:
-- measures the offset and a confidence with the backend named by `sync.backend`
+`SyncStage(params).setup()`, then per candidate (`syncvid.pipeline.decisions.score_clip`, then
+`decide`):
+- `measure(clip)`: the offset and a confidence with the backend named by `sync.backend`
   (`landmark` by default; `syncnet`, `stable_syncnet` with user-supplied weights);
-- rejects the clip (`Rejected("sync", ...)`) when conf < `conf_threshold`
-  (`low_sync_conf`), when |offset| > `max_offset_frames` or the best offset lies on the
-  border of the ±`search_frames` search (`offset_too_large`), or when fewer frames than
-  the backend needs remain (`too_short`);
-- otherwise delays the audio by the offset (syncnet_python's sign: positive = audio
+- `correct(clip, result)`: delays the audio by the offset (syncnet_python's sign: positive = audio
   leads), taking the new audio from the source's audio around the clip, and trims frames
-  at the end where the source has no audio, so every kept frame has real audio.
+  at the end where the source has no audio, so every kept frame has real audio;
+- `judge(measurements)`, on the recorded measurements only: rejects the clip
+  (`Rejected("sync", ...)`) when conf < `conf_threshold` (`low_sync_conf`), or when
+  |offset| > `max_offset_frames` or the best offset lies on the border of the
+  ±`search_frames` search (`offset_too_large`).
+`measure` and `correct` reject the clip (`too_short`) when fewer frames than the backend
+needs remain.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from syncvid.records import Clip, Rejected
+from syncvid.rows import Reason
+from syncvid.stages.base import Stage
 from syncvid.sync.backends import SyncBackend, SyncInput, create_backend
 
 __all__ = ["SyncStage", "SyncResult", "correction_plan"]
@@ -66,15 +71,19 @@ def correction_plan(
     return new_start, min(head, num_frames), min(tail, num_frames)
 
 
-class SyncStage:
+class SyncStage(Stage):
     """Stage 6.  `params` is the config's `sync` section (`SyncSection`)."""
 
     name = "sync"
+    gpu_backends = frozenset({"syncnet", "stable_syncnet"})
 
     def __init__(self, params, backend: SyncBackend | None = None) -> None:
         self.params = params
         self.backend = backend if backend is not None else create_backend(params)
         self._ready = False
+
+    def configured_backends(self) -> tuple[str, ...]:
+        return (self.params.backend,)
 
     def setup(self) -> None:
         self.backend.setup()
@@ -96,7 +105,7 @@ class SyncStage:
         if t < self.backend.min_frames:
             raise Rejected(
                 "sync",
-                "too_short",
+                Reason.TOO_SHORT,
                 f"{t} frames; the {self.backend.name} sync backend needs at least {self.backend.min_frames}",
                 {"sync_backend": self.backend.name},
             )
@@ -113,13 +122,6 @@ class SyncStage:
             extras=extras,
         )
 
-    def process(self, clip: Clip) -> Clip:
-        """Measure, decide (raise Rejected) and correct: the clip with its audio shifted."""
-        result = self.measure(clip)
-        clip.measurements.update(result.measurements())
-        self.judge(clip.measurements)
-        return self.correct(clip, result)
-
     def judge(self, measurements: dict) -> None:
         """Apply the thresholds to recorded measurements (pure: `syncvid filter` re-runs it)."""
         p = self.params
@@ -130,7 +132,7 @@ class SyncStage:
         if conf < float(p.conf_threshold):
             raise Rejected(
                 "sync",
-                "low_sync_conf",
+                Reason.LOW_SYNC_CONF,
                 f"sync confidence {conf:.2f} < {float(p.conf_threshold):g} ({backend}, offset {offset:+d})",
                 m,
             )
@@ -141,7 +143,7 @@ class SyncStage:
                 if at_edge
                 else f"|offset| {abs(offset)} > {p.max_offset_frames} frames"
             )
-            raise Rejected("sync", "offset_too_large", why, m)
+            raise Rejected("sync", Reason.OFFSET_TOO_LARGE, why, m)
 
     def correct(self, clip: Clip, result: SyncResult) -> Clip:
         """Delay the clip's audio by `result.offset_frames`, trimming frames without audio."""
@@ -156,7 +158,7 @@ class SyncStage:
         if keep < max(1, self.backend.min_frames):
             raise Rejected(
                 "sync",
-                "too_short",
+                Reason.TOO_SHORT,
                 f"correcting the offset {result.offset_frames:+d} leaves {keep} frames with audio",
                 m,
             )

@@ -34,6 +34,13 @@ def measured(**changes) -> dict:
     return out
 
 
+def score_and_judge(stage: QualityStage, clip: Clip) -> Clip:
+    """The pipeline's path for one candidate (`score_clip`, then `decide`): score, record, judge the record."""
+    clip.measurements.update(stage.score(clip.frames).as_measurements())
+    stage.judge(clip.measurements)
+    return clip
+
+
 def make_clip(frames: np.ndarray, name: str = "talk.mp4") -> Clip:
     return Clip(Segment(name, 0, 0, 0, len(frames)), frames, np.zeros(len(frames) * 640, np.float32))
 
@@ -135,12 +142,12 @@ def test_scores_as_measurements():
 def test_stage_validates_its_input():
     stage = QualityStage(QualitySection(backends=["classic"]))
     with pytest.raises(RuntimeError, match="setup"):
-        stage.process(make_clip(np.zeros((2, 64, 64, 3), np.uint8)))
+        score_and_judge(stage, make_clip(np.zeros((2, 64, 64, 3), np.uint8)))
     stage.setup()
     with pytest.raises(ValueError, match="uint8"):
-        stage.process(make_clip(np.zeros((2, 64, 64, 3), np.float32)))
+        score_and_judge(stage, make_clip(np.zeros((2, 64, 64, 3), np.float32)))
     with pytest.raises(ValueError, match=r"\[T, r, r, 3\]"):
-        stage.process(make_clip(np.zeros((0, 64, 64, 3), np.uint8)))
+        score_and_judge(stage, make_clip(np.zeros((0, 64, 64, 3), np.uint8)))
     with pytest.raises(ValueError, match="unknown backend"):
         QualityStage(QualitySection(backends=["classic", "vmaf"]))
 
@@ -150,7 +157,7 @@ def test_uniform_grey_clip_is_rejected_with_all_scores_recorded():
     stage.setup()
     clip = make_clip(np.full((4, 256, 256, 3), 127, np.uint8))
     with pytest.raises(Rejected) as info:
-        stage.process(clip)
+        score_and_judge(stage, clip)
     assert info.value.reason == "low_quality:blur"
     assert "quality_brisque" in info.value.measurements
     assert info.value.measurements["quality_backend"] == "classic,brisque"
@@ -229,7 +236,7 @@ def real_faces(request, shared_media) -> np.ndarray:
 
 @pytest.mark.real_media
 def test_real_clip_is_kept_and_scored(stage, real_faces):
-    clip = stage.process(make_clip(real_faces))
+    clip = score_and_judge(stage, make_clip(real_faces))
     m = clip.measurements
     assert m["quality_backend"] == "classic,brisque"
     assert {f"quality_{k}" for k in DEFAULT_METRICS} <= set(m)
@@ -239,7 +246,7 @@ def test_real_clip_is_kept_and_scored(stage, real_faces):
 @pytest.mark.real_media
 def test_blurred_real_clip_is_rejected_for_blur(stage, real_faces):
     with pytest.raises(Rejected) as info:
-        stage.process(make_clip(blurred(real_faces, 8.0)))
+        score_and_judge(stage, make_clip(blurred(real_faces, 8.0)))
     assert info.value.reason == "low_quality:blur"
     recorded = info.value.measurements
     assert {f"quality_{k}" for k in DEFAULT_METRICS} | {"quality_score", "quality_backend"} <= set(recorded)
@@ -251,14 +258,14 @@ def test_blurred_real_clip_is_rejected_for_blur(stage, real_faces):
 @pytest.mark.real_media
 def test_darkened_real_clip_is_rejected_as_dark(stage, real_faces):
     with pytest.raises(Rejected) as info:
-        stage.process(make_clip(darkened(real_faces, 0.2)))
+        score_and_judge(stage, make_clip(darkened(real_faces, 0.2)))
     assert info.value.reason == "low_quality:dark"
     assert info.value.measurements["quality_brightness"] < stage.params.min_brightness
 
 
 @pytest.mark.real_media
 def test_recorded_scores_of_a_kept_clip_can_be_rethresholded(stage, real_faces):
-    m = stage.process(make_clip(real_faces)).measurements
+    m = score_and_judge(stage, make_clip(real_faces)).measurements
     strict = QualityStage(replace(stage.params, min_sharpness=m["quality_sharpness"] + 1.0))
     with pytest.raises(Rejected, match="blur"):
         strict.judge(m)
@@ -268,6 +275,6 @@ def test_recorded_scores_of_a_kept_clip_can_be_rethresholded(stage, real_faces):
 def test_thresholds_hold_at_resolution_512(stage, shared_media):
     faces = aligned_faces(shared_media / "talk_25fps_844.mp4", count=3, stride=20, resolution=512)
     assert faces.shape[1:] == (512, 512, 3)
-    stage.process(make_clip(faces))
+    score_and_judge(stage, make_clip(faces))
     with pytest.raises(Rejected, match="blur"):
-        stage.process(make_clip(blurred(faces, 16.0)))  # sigma 8 at 256 is sigma 16 at 512
+        score_and_judge(stage, make_clip(blurred(faces, 16.0)))  # sigma 8 at 256 is sigma 16 at 512

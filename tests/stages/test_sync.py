@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from syncvid.config.pipeline_schema import SyncSection
+from syncvid.pipeline.decisions import score_clip
 from syncvid.records import Clip, Rejected, Segment
 from syncvid.stages.sync import SyncStage, correction_plan
 from syncvid.sync.synthetic import synthetic_clip
@@ -23,6 +24,14 @@ def _clip(frames, audio, landmarks, source=None, start=0):
     clip.source_audio = source
     clip.audio_start_sample = start
     return clip
+
+
+def run_sync(stage, clip):
+    """The pipeline's path for one candidate: measure and correct (`score_clip`), then judge the recorded row."""
+    row = {}
+    out = score_clip(clip, row, stage, None, stages=("sync",))
+    stage.judge(row)
+    return out
 
 
 def _synthetic(t, k, seed, margin=40):
@@ -40,7 +49,7 @@ def stage():
 @pytest.mark.parametrize("k, seed", [(-5, 1), (0, 2), (4, 3), (6, 4)])
 def test_measures_and_removes_a_known_offset(stage, k, seed):
     s, clip = _synthetic(100, k, seed)
-    out = stage.process(clip)
+    out = run_sync(stage, clip)
     m = out.measurements
     assert abs(m["sync_offset_frames"] - k) <= 1
     assert m["sync_conf"] >= 3.0 and m["sync_backend"] == "landmark" and m["sync_trimmed_frames"] == 0
@@ -59,7 +68,7 @@ def test_low_confidence_is_rejected_with_measurements(stage):
     clip.source_audio = (0.1 * rng.standard_normal(len(s.source_audio))).astype(np.float32)  # no speech rhythm
     clip.audio = clip.source_audio[clip.audio_start_sample : clip.audio_start_sample + 100 * HOP]
     with pytest.raises(Rejected) as err:
-        stage.process(clip)
+        run_sync(stage, clip)
     assert err.value.stage == "sync" and err.value.reason == "low_sync_conf"
     assert err.value.measurements["sync_conf"] < 3.0 and "sync_offset_frames" in err.value.measurements
     assert "< 3" in err.value.message
@@ -68,7 +77,7 @@ def test_low_confidence_is_rejected_with_measurements(stage):
 def test_offset_beyond_the_limit_is_rejected(stage):
     _, clip = _synthetic(100, 10, 5)
     with pytest.raises(Rejected) as err:
-        stage.process(clip)
+        run_sync(stage, clip)
     assert err.value.reason == "offset_too_large"
     assert abs(err.value.measurements["sync_offset_frames"]) > 6
     assert "> 6 frames" in err.value.message
@@ -79,7 +88,7 @@ def test_offset_on_the_search_border_is_unreliable():
     stage = SyncStage(params)
     _, clip = _synthetic(100, 9, 6)  # true offset beyond the ±4 search
     with pytest.raises(Rejected) as err:
-        stage.process(clip)
+        run_sync(stage, clip)
     assert err.value.reason in ("offset_too_large", "low_sync_conf")
     if err.value.reason == "offset_too_large":
         assert err.value.measurements["sync_at_search_edge"] and "border" in err.value.message
@@ -105,7 +114,7 @@ def test_frames_without_audio_are_trimmed_and_recorded(stage):
     # the source starts 2 frames before the clip while the audio leads by 4
     src = s.source_audio[38 * HOP + 4 * HOP :]
     clip = _clip(s.frames, src[2 * HOP : 102 * HOP], s.landmarks, src, 2 * HOP)
-    out = stage.process(clip)
+    out = run_sync(stage, clip)
     off = out.measurements["sync_offset_frames"]
     assert 3 <= off <= 5
     head = off - 2
@@ -118,7 +127,7 @@ def test_frames_without_audio_are_trimmed_and_recorded(stage):
 def test_without_source_context_the_clip_audio_is_used(stage):
     s, clip = _synthetic(100, 3, 9)
     clip.source_audio = None
-    out = stage.process(clip)
+    out = run_sync(stage, clip)
     off = out.measurements["sync_offset_frames"]
     assert 2 <= off <= 4
     assert out.measurements["sync_trimmed_frames"] == off and len(out.frames) == 100 - off
@@ -128,7 +137,7 @@ def test_without_source_context_the_clip_audio_is_used(stage):
 def test_too_few_frames_are_rejected(stage):
     s, clip = _synthetic(12, 0, 10)
     with pytest.raises(Rejected) as err:
-        stage.process(clip)
+        run_sync(stage, clip)
     assert err.value.reason == "too_short" and "needs at least 25" in err.value.message
 
 

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 from syncvid.pipeline.devices import WorkerSlot
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
+from syncvid.rows import Reason, RowType, Status
 
 __all__ = ["STARTUP_FAILURES_PER_SLOT", "WorkerPool", "WorkerSetupError", "crashed_outcome", "dispatch"]
 
@@ -43,8 +44,8 @@ class WorkerPool(Protocol):
 def crashed_outcome(source: Source, attempts: int, detail: str) -> SourceOutcome:
     """The final outcome of a source whose worker died `attempts` times on it."""
     row = {
-        "source": source.rel, "clip": "", "row_type": "source", "status": "dropped", "stage": "resample",
-        "reason": "worker_crashed", "message": f"worker process died {attempts} time(s) on this source ({detail})",
+        "source": source.rel, "clip": "", "row_type": RowType.SOURCE, "status": Status.DROPPED, "stage": "resample",
+        "reason": Reason.WORKER_CRASHED, "message": f"worker process died {attempts} time(s) on this source ({detail})",
         "output": "", "candidate": "",
     }
     return SourceOutcome(source.rel, [row], 0.0, retry_on_resume=True)
