@@ -20,7 +20,6 @@ from syncvid.pipeline.fingerprint import config_fingerprint
 from syncvid.pipeline.lock import RunLock
 from syncvid.pipeline.progress import Progress
 
-GPU_BACKENDS = {"face": {"insightface"}, "sync": {"syncnet", "stable_syncnet"}, "quality": {"hyperiqa"}}
 
 
 @dataclass
@@ -49,8 +48,11 @@ def resolve_output_dir(cfg: PipelineConfig) -> tuple[Path, Path]:
 
 
 def needs_gpu(cfg: PipelineConfig) -> bool:
-    return (cfg.face.backend in GPU_BACKENDS["face"] or cfg.sync.backend in GPU_BACKENDS["sync"]
-            or any(b in GPU_BACKENDS["quality"] for b in cfg.quality.backends))
+    """Whether a configured backend of the face, sync or quality stage runs on a GPU (the stages'
+    `resources`, which their constructors compute without loading a model)."""
+    from syncvid.pipeline.source_runner import StageSet
+
+    return any(stage.resources.needs_gpu for stage in StageSet.per_clip_stages(cfg))
 
 
 def make_executor(cfg: PipelineConfig, job: WorkerJob, notice, on_progress=None) -> object:

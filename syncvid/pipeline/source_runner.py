@@ -50,17 +50,22 @@ class StageSet:
     quality: object
     device: str = "cpu"
 
-    @classmethod
-    def create(cls, cfg: PipelineConfig, device: str = "cpu") -> "StageSet":
+    @staticmethod
+    def per_clip_stages(cfg: PipelineConfig) -> tuple:
+        """Face, sync and quality built from the config, not set up (no model loaded yet)."""
         from syncvid.stages.face import FaceStage
         from syncvid.stages.quality import QualityStage
         from syncvid.stages.sync import SyncStage
 
+        return FaceStage(cfg.face), SyncStage(cfg.sync), QualityStage(cfg.quality)
+
+    @classmethod
+    def create(cls, cfg: PipelineConfig, device: str = "cpu") -> "StageSet":
         import cv2
 
         cv2.setNumThreads(1)  # parallelism comes from worker processes, not from threads inside one
         tune_allocator()  # recycle full-frame buffers (see its docstring)
-        stages = cls(FaceStage(cfg.face), SyncStage(cfg.sync), QualityStage(cfg.quality), device)
+        stages = cls(*cls.per_clip_stages(cfg), device)
         for stage in (stages.face, stages.sync, stages.quality):
             stage.setup()
         return stages

@@ -9,7 +9,8 @@ import pytest
 
 import syncvid.stages as stages_pkg
 from syncvid.config.pipeline_schema import FaceSection, QualitySection, SyncSection
-from syncvid.pipeline.run import GPU_BACKENDS
+from syncvid.config import load_pipeline_config
+from syncvid.pipeline.run import needs_gpu
 from syncvid.records import STAGES
 from syncvid.rows import Reason
 from syncvid.stages import face, quality, sync
@@ -56,8 +57,9 @@ def test_a_stage_rejects_only_with_its_own_reasons(module, cls):
 def test_resources_name_the_gpu_backends_the_worker_plan_uses(face_backend, sync_backend, quality_backends, gpu):
     stages = _stages(face_backend, sync_backend, quality_backends)
     assert tuple(s.resources.needs_gpu for s in stages) == gpu
-    for s in stages:
-        assert s.gpu_backends == GPU_BACKENDS[s.name]
+    cfg = load_pipeline_config(None, overrides=[f"face.backend={face_backend}", f"sync.backend={sync_backend}",
+                                                f"quality.backends=[{','.join(quality_backends)}]"])
+    assert needs_gpu(cfg) == any(gpu)  # the worker plan asks the stages
 
 
 def test_package_table_lists_the_seven_stages_and_every_stage_reason():
