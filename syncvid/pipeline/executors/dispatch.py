@@ -11,17 +11,25 @@ never an endless loop, never a lost task.  A worker whose setup raises stops the
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Literal, NamedTuple, Protocol
 
 from syncvid.pipeline.devices import WorkerSlot
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
 from syncvid.rows import Reason, RowType, Status
 
-__all__ = ["STARTUP_FAILURES_PER_SLOT", "WorkerPool", "WorkerSetupError", "crashed_outcome", "dispatch"]
+__all__ = ["STARTUP_FAILURES_PER_SLOT", "CallResult", "WorkerPool", "WorkerSetupError", "crashed_outcome", "dispatch"]
 
 # A worker slot that cannot start this many times (per slot) stops the run.
 STARTUP_FAILURES_PER_SLOT = 3
+
+
+class CallResult(NamedTuple):
+    """What a pool says of one finished call: "ok" with the call's value; "died" (the worker process
+    is gone) or "failed" (the call raised) with a one-line detail."""
+
+    status: Literal["ok", "died", "failed"]
+    value: object
 
 
 class WorkerSetupError(RuntimeError):
@@ -35,9 +43,7 @@ class WorkerPool(Protocol):
     def setup(self, handle: object) -> object: ...
     def submit(self, handle: object, task: object) -> object: ...
     def next_done(self, calls: list) -> object: ...
-    def result(self, call: object) -> tuple[str, object]:
-        """("ok", value) | ("died", detail): the worker process is gone | ("failed", detail): the call raised."""
-        ...
+    def result(self, call: object) -> CallResult: ...
     def stop(self, handle: object) -> None: ...
 
 

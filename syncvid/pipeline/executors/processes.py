@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable
 
 from syncvid.pipeline.devices import WorkerSlot
+from syncvid.pipeline.executors.dispatch import CallResult
 
 __all__ = ["ProcessPool"]
 
@@ -133,14 +134,12 @@ class ProcessPool:
                 call.message = message
                 return call
 
-    def result(self, call: _Call) -> tuple[str, object]:
+    def result(self, call: _Call) -> CallResult:
         kind, payload = call.message
         call.handle.busy = False
         if kind == "ok":
-            return "ok", payload
-        if kind == "error":
-            return "failed", payload
-        return "died", payload
+            return CallResult("ok", payload)
+        return CallResult("failed" if kind == "error" else "died", payload)
 
     def stop(self, handle: _Handle) -> None:
         proc = handle.proc

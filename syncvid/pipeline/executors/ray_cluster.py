@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from syncvid.pipeline.devices import WorkerPlan, WorkerSlot, plan_workers
-from syncvid.pipeline.executors.dispatch import WorkerSetupError, dispatch
+from syncvid.pipeline.executors.dispatch import CallResult, WorkerSetupError, dispatch
 from syncvid.pipeline.executors.local import WorkerJob
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
@@ -162,21 +162,21 @@ class RayPool:
         ready, _ = self.ray.wait(calls, num_returns=1)
         return ready[0]
 
-    def result(self, call) -> tuple[str, object]:
+    def result(self, call) -> CallResult:
         from ray import exceptions as rx
 
         died = tuple(getattr(rx, name) for name in ("RayActorError", "WorkerCrashedError", "NodeDiedError",
                                                     "OutOfMemoryError", "ObjectLostError", "ActorUnschedulableError")
                      if hasattr(rx, name))
         try:
-            return "ok", self.ray.get(call)
+            return CallResult("ok", self.ray.get(call))
         except rx.RayTaskError as exc:  # the call raised inside a live worker
             cause = getattr(exc, "cause", None)
             if isinstance(cause, WorkerSetupError):
-                return "failed", str(cause)
-            return "failed", short_error(cause if cause is not None else exc)
+                return CallResult("failed", str(cause))
+            return CallResult("failed", short_error(cause if cause is not None else exc))
         except died as exc:
-            return "died", short_error(exc)
+            return CallResult("died", short_error(exc))
 
     def stop(self, handle) -> None:
         try:
