@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from syncvid.config import UNetConfig
 from syncvid.lipsync.frames import paste_back, pingpong_indices
 
 __all__ = ["LipsyncError", "LipsyncModels", "LipsyncResult", "lipsync"]
@@ -67,10 +68,10 @@ class LipsyncModels:
     vae: Any
     audio_encoder: Any
     schedule: Any
-    cfg: Any
+    cfg: UNetConfig
 
     @classmethod
-    def load(cls, cfg: Any, unet_checkpoint: str | os.PathLike | None, device: str | torch.device = "cpu") -> "LipsyncModels":
+    def load(cls, cfg: UNetConfig, unet_checkpoint: str | os.PathLike | None, device: str | torch.device = "cpu") -> "LipsyncModels":
         from syncvid.data.unet_audio import AudioEncoderSpec
         from syncvid.train.common import TrainingSetupError
         from syncvid.train.unet_parts import build_vae
@@ -176,7 +177,7 @@ def _track_video(video: str | os.PathLike, needed: int, resolution: int, folder:
     return store
 
 
-def _mask(cfg: Any, resolution: int) -> np.ndarray:
+def _mask(cfg: UNetConfig, resolution: int) -> np.ndarray:
     from syncvid.data.masks import MaskSpec, load_mask_image, lower_face_mask
 
     data = cfg.data

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.atomic import write_text_atomic
 from syncvid.outputs.layout import OutputLayout
 from syncvid.outputs.thumbs import load_thumbnail_strip
@@ -286,7 +287,7 @@ class Chart:
     integer: bool = False
 
 
-def _charts(cfg) -> list[Chart]:
+def _charts(cfg: PipelineConfig | None) -> list[Chart]:
     """The histograms of the report, with the thresholds of `cfg` (None: thresholds unknown)."""
     from syncvid.stages.quality import CHECKS
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from syncvid.config import SyncNetConfig, UNetConfig
 from syncvid.data.unet_audio import AudioEncoderSpec
 from syncvid.train.common import TrainingSetupError
 
@@ -43,24 +44,24 @@ class UNetParts:
     schedule: Any
     start: StartWeights
     syncnet: torch.nn.Module | None = None
-    syncnet_cfg: Any = None
+    syncnet_cfg: SyncNetConfig | None = None
     lpips: torch.nn.Module | None = None
     trepa: torch.nn.Module | None = None
 
 
-def _needs_pixels(cfg: Any) -> bool:
+def _needs_pixels(cfg: UNetConfig) -> bool:
     return bool(cfg.run.pixel_space_supervise)
 
 
-def _uses(cfg: Any, weight_key: str) -> bool:
+def _uses(cfg: UNetConfig, weight_key: str) -> bool:
     return _needs_pixels(cfg) and float(getattr(cfg.run, weight_key)) > 0
 
 
-def uses_sync_loss(cfg: Any) -> bool:
+def uses_sync_loss(cfg: UNetConfig) -> bool:
     return bool(cfg.run.use_syncnet) and bool(cfg.model.add_audio_layer) and float(cfg.run.sync_loss_weight) > 0
 
 
-def load_syncnet_config(cfg: Any):
+def load_syncnet_config(cfg: UNetConfig):
     """The SyncNet config `data.syncnet_config_path` names: a path as given, else relative to
     the repository root (the shipped configs name `configs/syncnet/...`)."""
     from syncvid.config import CONFIG_ROOT, ConfigError, load_config
@@ -84,13 +85,13 @@ def _file_problem(key: str, path: str, what: str) -> str | None:
     return None
 
 
-def freezes_conv_out(cfg: Any) -> bool:
+def freezes_conv_out(cfg: UNetConfig) -> bool:
     """True when the trainable modules leave the UNet's zero-initialised output conv frozen."""
     modules = list(cfg.run.trainable_modules)
     return bool(modules) and not any(m in "conv_out.weight" for m in modules)
 
 
-def check_config(cfg: Any, *, resuming: bool = False) -> list[str]:
+def check_config(cfg: UNetConfig, *, resuming: bool = False) -> list[str]:
     """Every problem that stops a run before it starts, each naming its config key."""
     problems: list[str] = []
     ckpt, run = cfg.ckpt, cfg.run
@@ -162,7 +163,7 @@ def trainable_parameters(unet: torch.nn.Module, modules: list[str]) -> list[torc
     return chosen
 
 
-def _load_start_weights(unet: torch.nn.Module, cfg: Any, state_path: Path | None) -> StartWeights:
+def _load_start_weights(unet: torch.nn.Module, cfg: UNetConfig, state_path: Path | None) -> StartWeights:
     from syncvid.unet.loading import load_unet_weights, read_unet_checkpoint
 
     if state_path is not None:
@@ -183,7 +184,7 @@ def _load_start_weights(unet: torch.nn.Module, cfg: Any, state_path: Path | None
     return StartWeights("random")
 
 
-def build_vae(cfg: Any, device: torch.device, dtype: torch.dtype = torch.float32):
+def build_vae(cfg: UNetConfig, device: torch.device, dtype: torch.dtype = torch.float32):
     """The frozen VAE of `model.vae`: the diffusers folder at ckpt.vae_path, or a small random one."""
     from syncvid.unet.vae import LatentVAE
 
@@ -205,7 +206,7 @@ def build_vae(cfg: Any, device: torch.device, dtype: torch.dtype = torch.float32
         raise TrainingSetupError(f"model.vae: {exc}") from exc
 
 
-def build_parts(cfg: Any, device: torch.device, *, state_path: Path | None = None, dtype_frozen=None) -> UNetParts:
+def build_parts(cfg: UNetConfig, device: torch.device, *, state_path: Path | None = None, dtype_frozen=None) -> UNetParts:
     """Build and load every network of the run on `device` (see the module docstring)."""
     from syncvid.unet import UNet3DConditionModel
     from syncvid.unet.ddim import DDIMSchedule
