@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, cast
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from syncvid.config import typecheck as tc
+import syncvid.config.typecheck as tc
 from syncvid.config.errors import ConfigError, Problem
 from syncvid.config.families import FAMILIES, RETIRED_KEYS, family_from_path
 from syncvid.config.yaml_io import YamlProblem, parse_yaml
