@@ -12,6 +12,14 @@ In-sync clips (k = 0, with context) give the keep rate at the default threshold 
 |offset| <= 6, not on the search border); foreign-voice clips (the face of one source with the
 audio of another at the same place) give the rejection rate and the ROC AUC own vs foreign.
 
+Two further views of the same shifted clips, for when a source is not in sync itself:
+  - "shift followed": the truth taken as the judge's own offset for the unshifted clip plus k,
+    i.e. does the offset move by exactly k when the audio moves by k (precision, whatever the
+    source's sync);
+  - per source: the median error of its shifted 5 s ctx clips and the share within ±1 of that
+    median (a source whose clips all miss by the same amount is judged consistently, and that
+    amount is the judge's reading of the source's own offset).
+
 Fits: "corpus" fits on the 5 s segments of all sources (what a run does: fit on its own
 candidates, then judge them); "LOSO" fits on the other 14 sources for each source and judges
 that one (a speaker the fit never saw).
@@ -84,12 +92,19 @@ class Tally:
         self.ok = {"ctx125": [], "clip125": [], "ctx250": [], "clip250": []}
         self.own, self.own_off, self.own_edge, self.own_clip = [], [], [], []
         self.foreign, self.cost = [], []
+        # |offset(shift k) - offset(same clip, no shift) - k|: does the judge follow a shift,
+        # whatever the source's own sync is
+        self.track = {"ctx125": [], "clip125": [], "ctx250": [], "clip250": []}
+        self.src: dict[str, list[int]] = {}  # source -> offset - k of its shifted 5 s ctx clips
 
     def extend(self, other: "Tally") -> None:
         for k in self.ok:
             self.ok[k] += other.ok[k]
+            self.track[k] += other.track[k]
         for k in ("own", "own_off", "own_edge", "own_clip", "foreign", "cost"):
             getattr(self, k).extend(getattr(other, k))
+        for k, v in other.src.items():
+            self.src.setdefault(k, []).extend(v)
 
     def line(self, name: str) -> str:
         own, fo, off = np.array(self.own), np.array(self.foreign), np.array(self.own_off)
@@ -98,6 +113,18 @@ class Tally:
         return (f"{name:28s} offset ±1: {acc} | in-sync |off|<=1 {np.mean(np.abs(off) <= 1):.0%}, kept {np.mean(kept):.0%}"
                 f" ({len(own)}) | foreign rejected {np.mean(fo < 3):.0%} ({len(fo)}), AUC {roc_auc(own, fo):.3f}"
                 f" | {1000 * np.median(self.cost):.1f} ms/clip")
+
+    def track_line(self, name: str) -> str:
+        cells = " ".join(f"{k} {np.mean(np.array(v) <= 1):.0%} (exact {np.mean(np.array(v) == 0):.0%})"
+                         for k, v in self.track.items() if v)
+        return f"{name:28s} shift followed ±1: {cells}"
+
+    def source_line(self) -> str:
+        cells = []
+        for nm, err in self.src.items():
+            e = np.array(err)
+            cells.append(f"{nm.split('__')[-1][:16]} {np.median(e):+.0f} ({np.mean(np.abs(e - np.median(e)) <= 1):.0%}, {len(e)})")
+        return "  " + "; ".join(cells)
 
 
 def evaluate(judge, data, faces, voices, step: int) -> Tally:
@@ -108,6 +135,8 @@ def evaluate(judge, data, faces, voices, step: int) -> Tally:
         n = min(len(lm), len(au) // HOP)
         for w in (125, 250):
             for st in range(0, n - w + 1, step if w == 125 else 2 * step):
+                base = {"ctx": judge(lm[st:st + w], au, st * HOP).offset,
+                        "clip": judge(lm[st:st + w], au[st * HOP:(st + w) * HOP], 0).offset}
                 for k in [0] + SHIFTS:
                     a0 = (st + k) * HOP
                     if st + k - S - 2 >= 0 and st + k + w + S + 2 <= n:  # context on both sides
@@ -118,9 +147,13 @@ def evaluate(judge, data, faces, voices, step: int) -> Tally:
                             t.own.append(e.conf), t.own_off.append(e.offset), t.own_edge.append(e.at_edge)
                         elif k:
                             t.ok[f"ctx{w}"].append(abs(e.offset - k) <= 1)
+                            t.track[f"ctx{w}"].append(abs(e.offset - base["ctx"] - k))
+                            if w == 125:
+                                t.src.setdefault(nm, []).append(e.offset - k)
                     if k and st + k >= 0 and st + k + w <= n:
                         e = judge(lm[st:st + w], au[a0:a0 + w * HOP], 0)
                         t.ok[f"clip{w}"].append(abs(e.offset - k) <= 1)
+                        t.track[f"clip{w}"].append(abs(e.offset - base["clip"] - k))
             if w != 125:
                 continue
             for st in range(0, n - w + 1, step):
@@ -172,6 +205,13 @@ def judge_benchmark(media: Path, cache: Path | None, step: int = 10) -> None:
           "ctx = source audio around the clip, clip = its own audio only")
     for name, t in tallies.items():
         print(t.line(name))
+    print("\nthe same shifted clips against the judge's offset of the unshifted clip (truth = that offset + k):")
+    for name, t in tallies.items():
+        print(t.track_line(name))
+    print("\nper source: median offset error of its shifted 5 s ctx clips (share within ±1 of that median, clips):")
+    for name, t in tallies.items():
+        print(f" {name}")
+        print(t.source_line())
     print(f"decode + face per 5 s clip: {125 * face_s:.2f} s; corpus fit {fit_s:.1f} s for {report.frames} frames")
     print("\nhistograms of in-sync 5 s clips (offset) and of own / foreign confidence:")
     for name, t in tallies.items():

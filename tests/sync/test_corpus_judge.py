@@ -89,6 +89,18 @@ def test_fitted_judge_without_context_audio(fitted):
     assert abs(est.offset - 6) <= 1 and est.conf >= 3.0
 
 
+def test_own_audio_shift_is_followed_to_the_frame(fitted):
+    """Cutting a clip's own audio k frames later moves the offset by exactly k (the precision the
+    benchmark's "shift followed" line measures on real clips)."""
+    model, _ = fitted
+    c = synthetic_clip(125, 0, seed=530)
+    a0, au = c.audio_start_sample, c.source_audio
+    base = cj.judge_clip(model, c.landmarks, au[a0:a0 + 125 * HOP], 0, S).offset
+    for k in (-6, -3, 2, 5, 8):
+        est = cj.judge_clip(model, c.landmarks, au[a0 + k * HOP:a0 + (k + 125) * HOP], 0, S)
+        assert est.offset - base == k, (k, est.offset, base)
+
+
 def test_foreign_voices_stay_below_threshold(fitted):
     model, report = fitted
     confs = []
