@@ -18,7 +18,8 @@ from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
 from syncvid.rows import Reason, RowType, Status
 
-__all__ = ["STARTUP_FAILURES_PER_SLOT", "CallResult", "WorkerPool", "WorkerSetupError", "crashed_outcome", "dispatch"]
+__all__ = ["STARTUP_FAILURES_PER_SLOT", "CallResult", "WorkerPool", "WorkerSetupError", "crashed_outcome", "dispatch",
+           "short_error"]
 
 # A worker slot that cannot start this many times (per slot) stops the run.
 STARTUP_FAILURES_PER_SLOT = 3
@@ -45,6 +46,13 @@ class WorkerPool(Protocol):
     def next_done(self, calls: list) -> object: ...
     def result(self, call: object) -> CallResult: ...
     def stop(self, handle: object) -> None: ...
+
+
+def short_error(exc: BaseException, limit: int = 200) -> str:
+    """One line naming a failure: the exception type and the first line of its message."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def crashed_outcome(source: Source, attempts: int, detail: str) -> SourceOutcome:

@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable
 
 from syncvid.pipeline.devices import WorkerSlot
-from syncvid.pipeline.executors.dispatch import CallResult
+from syncvid.pipeline.executors.dispatch import CallResult, short_error
 
 __all__ = ["ProcessPool"]
 
@@ -35,19 +35,13 @@ def _die_with_parent() -> None:
             pass
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _process_main(factory, slot: WorkerSlot, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     try:
         worker = factory.make_worker(slot)
     except Exception as exc:  # reported to the parent, which stops the run with this message
-        conn.send(("error", _short(exc)))
+        conn.send(("error", short_error(exc, limit=300)))
         conn.close()
         return
     if hasattr(worker, "on_progress"):
@@ -63,7 +57,7 @@ def _process_main(factory, slot: WorkerSlot, conn: Connection) -> None:
         try:
             result = worker.run(task)
         except Exception as exc:  # a failed call: the parent retries the task on a fresh worker
-            conn.send(("error", _short(exc)))
+            conn.send(("error", short_error(exc, limit=300)))
             break
         conn.send(("ok", result))
     conn.close()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from syncvid.pipeline.devices import WorkerPlan, WorkerSlot, plan_workers
-from syncvid.pipeline.executors.dispatch import CallResult, WorkerSetupError, dispatch
+from syncvid.pipeline.executors.dispatch import CallResult, WorkerSetupError, dispatch, short_error
 from syncvid.pipeline.executors.local import WorkerJob
 from syncvid.pipeline.source_runner import SourceOutcome
 from syncvid.records import Source
@@ -91,13 +91,6 @@ def local_resources(plan: WorkerPlan, total_num_workers: int) -> dict[str, int]:
     """CPUs and GPUs to declare when starting a private local Ray instance for `plan`."""
     gpus = {s.gpu for s in plan.slots if s.gpu is not None}
     return {"num_cpus": max(total_num_workers, len(plan.slots)), "num_gpus": len(gpus)}
-
-
-def short_error(exc: BaseException, limit: int = 200) -> str:
-    """One line naming a failure: the exception type and the first line of its message."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_shared_paths(job: WorkerJob) -> None:
