@@ -28,9 +28,10 @@ import numpy as np
 from syncvid.commands.common import load_new, open_root
 from syncvid.commands.rescore import audio_matches, rescore_main, source_audio_context
 from syncvid.outputs.markers import read_markers
-from syncvid.sync.corpus_judge import ClipFeatures, FitParams, FitReport, clip_features, fit_judge, save_model
+from syncvid.sync.corpus_judge import (ClipFeatures, FitParams, FitReport, choose_clips, clip_features, fit_judge,
+                                       save_model)
 
-__all__ = ["MODEL_NAME", "CorpusFitOutcome", "collect_features", "fit_output_root", "judge_output_root"]
+__all__ = ["MODEL_NAME", "Candidate", "CorpusFitOutcome", "collect_features", "find_candidates", "fit_output_root", "judge_output_root"]
 
 MODEL_NAME = "sync_model.npz"
 
@@ -46,43 +47,70 @@ class CorpusFitOutcome:
     report: FitReport | None = None
 
 
-def collect_features(output_dir, reach: int) -> list[ClipFeatures]:
-    """`ClipFeatures` of every candidate of a run that has landmarks (one group per source)."""
-    from syncvid.media.decode import decode_audio
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate clip of a run that the corpus judge can read: its rows, landmarks and video file."""
 
-    layout, cfg = open_root(output_dir)
-    sample_rate = cfg.media.sample_rate
-    spf = sample_rate // cfg.media.fps
-    out: list[ClipFeatures] = []
+    source_row: dict
+    row: dict
+    landmarks: Path
+    video: Path
+
+    @property
+    def source(self) -> str:
+        return str(self.row.get("source", ""))
+
+
+def find_candidates(output_dir) -> list[Candidate]:
+    """Every candidate of a run with its landmarks and video on disk, source after source."""
+    layout, _ = open_root(output_dir)
+    found = []
     for marker in read_markers(layout):
-        rows = marker.rows
-        clips = [r for r in rows if r.get("row_type") == "clip" and r.get("candidate")]
-        if not clips:
-            continue
-        source_row = next((r for r in rows if r.get("row_type") == "source"), {})
-        try:
-            context = source_audio_context(cfg, source_row)
-        except Exception:  # an unreadable source: each candidate's own audio is used
-            context = None
-        for row in clips:
+        source_row = next((r for r in marker.rows if r.get("row_type") == "source"), {})
+        for row in marker.rows:
+            if row.get("row_type") != "clip" or not row.get("candidate"):
+                continue
             lm_path = layout.landmarks_dir / (Path(row["candidate"]).relative_to(layout.candidates_dir.name)
                                               .as_posix()[:-4] + ".npy")
-            cand = layout.root / row["candidate"]
-            if not lm_path.is_file() or not cand.is_file():
-                continue
-            landmarks = np.load(lm_path).astype(np.float32)
-            n = len(landmarks) * spf
-            a0 = int(row["start_frame"]) * spf
+            video = layout.root / row["candidate"]
+            if lm_path.is_file() and video.is_file():
+                found.append(Candidate(source_row, row, lm_path, video))
+    return found
+
+
+def collect_features(output_dir, reach: int, candidates: Sequence[Candidate] | None = None) -> list[ClipFeatures]:
+    """`ClipFeatures` of `candidates` (default: every candidate of the run, `find_candidates`), one
+    group per source.  Each source's audio stream is decoded once; a candidate whose source is gone
+    or changed uses its own audio."""
+    from syncvid.media.decode import decode_audio
+
+    _, cfg = open_root(output_dir)
+    sample_rate = cfg.media.sample_rate
+    spf = sample_rate // cfg.media.fps
+    found = find_candidates(output_dir) if candidates is None else candidates
+    out: list[ClipFeatures] = []
+    current, context = None, None  # the source whose audio is decoded (its clips come one after another)
+    for c in found:
+        source_row, row = c.source_row, c.row
+        if source_row is not current:
+            current = source_row
             try:
-                own = decode_audio(cand, sample_rate)[0]
-            except Exception:
-                continue  # a damaged candidate is left out of the corpus
-            if context is not None and audio_matches(own, context[a0:a0 + n]):
-                audio, start = context, a0
-            else:
-                audio, start = own, 0
-            out.append(clip_features(landmarks, audio, start, reach, sample_rate=sample_rate,
-                                     group=str(row.get("source", ""))))
+                context = source_audio_context(cfg, source_row)
+            except Exception:  # an unreadable source: each candidate's own audio is used
+                context = None
+        landmarks = np.load(c.landmarks).astype(np.float32)
+        n = len(landmarks) * spf
+        a0 = int(row["start_frame"]) * spf
+        try:
+            own = decode_audio(c.video, sample_rate)[0]
+        except Exception:
+            continue  # a damaged candidate is left out of the corpus
+        if context is not None and audio_matches(own, context[a0:a0 + n]):
+            audio, start = context, a0
+        else:
+            audio, start = own, 0
+        out.append(clip_features(landmarks, audio, start, reach, sample_rate=sample_rate,
+                                 group=c.source))
     return out
 
 
@@ -94,7 +122,10 @@ def fit_output_root(output_dir, params: FitParams = FitParams(), model_path=None
     """
     t0 = time.perf_counter()
     root = Path(output_dir).expanduser().resolve()
-    feats = collect_features(root, params.max_shift + params.context)
+    found = find_candidates(root)
+    candidates = len(found)
+    chosen = [found[k] for k in choose_clips([c.source for c in found], params.max_clips, params.seed)]
+    feats = collect_features(root, params.max_shift + params.context, chosen)
     frames = int(sum(np.isfinite(f.mouth).all(axis=1).sum() for f in feats))
     try:
         model, report = fit_judge(feats, params)
@@ -104,7 +135,8 @@ def fit_output_root(output_dir, params: FitParams = FitParams(), model_path=None
     path = Path(model_path) if model_path is not None else root / MODEL_NAME
     save_model(model, path)
     return CorpusFitOutcome(path, len(feats), report.frames,
-                            f"corpus sync judge fitted on {len(feats)} candidates ({report.frames} frames, "
+                            f"corpus sync judge fitted on {len(feats)} candidates"
+                            f"{f' (drawn from {candidates})' if candidates > len(feats) else ''} ({report.frames} frames, "
                             f"{len(set(f.group for f in feats))} sources) in {time.perf_counter() - t0:.1f} s: {path}",
                             report)
 

@@ -161,7 +161,7 @@ class SyncSection:
     stable_syncnet_config: str = "configs/syncnet/pixel.yaml"
     device: str = "auto"
     landmark_model: str = ""  # backend landmark: a corpus judge fitted on a run (syncvid judge-sync); empty: per-clip estimator
-    corpus_judge: bool = False  # backend landmark, no landmark_model: fit the corpus judge at the end of the run and re-judge
+    corpus_judge: bool = True  # backend landmark, no landmark_model: fit the corpus judge at the end of the run and re-judge
 
     def check_values(self) -> List[str]:
         problems = _choice("backend", self.backend, SYNC_BACKENDS)

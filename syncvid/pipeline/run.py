@@ -184,9 +184,12 @@ def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, 
     from syncvid.commands.judge_sync import judge_output_root
     from syncvid.outputs.finish import collect_rows
 
+    rows = collect_rows(layout, sources)
+    if not any(r.get("candidate") for r in rows if r["row_type"] == "clip"):
+        return rows  # no candidate anywhere (no video, every source rejected): nothing to fit on
     if not cfg.run.keep_candidates:
         notice("sync.corpus_judge needs the aligned candidates (run.keep_candidates): the per-clip judge stays")
-    else:
-        judge_output_root(layout.root, total_num_workers=cfg.run.total_num_workers, keep_config=True)
+        return rows
+    judge_output_root(layout.root, total_num_workers=cfg.run.total_num_workers, keep_config=True)
     return collect_rows(layout, sources)
 

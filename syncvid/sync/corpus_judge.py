@@ -215,7 +215,8 @@ def clip_features(
         centre = audio[ok_all].mean(axis=0) if ok_all.any() else np.zeros(audio.shape[1])
     else:
         centre = own[ok].mean(axis=0)
-    return ClipFeatures(mouth, audio - centre, int(reach), str(group))
+    # float32 halves what a corpus of thousands of clips holds; the fit sums in float64
+    return ClipFeatures(mouth.astype(np.float32), (audio - centre).astype(np.float32), int(reach), str(group))
 
 
 # ----------------------------------------------------------------------------- model
@@ -235,6 +236,7 @@ class FitParams:
     foreign_pairs: int = 600  # mismatched pairs drawn for the calibration
     threshold: float = 3.0  # the confidence threshold the calibration aims at
     min_frames: int = 1500  # fewer usable frames: no fit (the caller keeps the landmark estimator)
+    max_clips: int = 5000  # a larger corpus is fitted on this many clips, drawn evenly over its sources
     seed: int = 0
 
 
@@ -260,8 +262,9 @@ class JudgeModel:
 class FitReport:
     """What a fit did (for logs and the run's report)."""
 
-    clips: int = 0
+    clips: int = 0  # clips fitted on
     frames: int = 0
+    corpus_clips: int = 0  # clips offered (more than `clips` past FitParams.max_clips)
     clips_per_iteration: list = field(default_factory=list)
     canonical_correlations: list = field(default_factory=list)
     foreign_conf_raw_quantile: float = float("nan")
@@ -286,7 +289,7 @@ def _stack(audio: np.ndarray, rows: np.ndarray, context: int) -> np.ndarray:
     for d in range(-context, context + 1):
         r = rows + d
         inside = (r >= 0) & (r < n)
-        block = np.zeros((len(rows), a.shape[1]))
+        block = np.zeros((len(rows), a.shape[1]), dtype=a.dtype)
         block[inside] = a[r[inside]]
         parts.append(block)
     return np.concatenate(parts, axis=1)
@@ -296,6 +299,36 @@ def _inv_sqrt(c: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((c + c.T) / 2)
     w = np.maximum(w, 1e-12)
     return (v / np.sqrt(w)) @ v.T
+
+
+def _column_std(blocks) -> np.ndarray:
+    """Standard deviation of each column over the rows of all `blocks`, summed block by block in float64."""
+    n, total, squares = 0, 0.0, 0.0
+    for b in blocks:
+        b = np.asarray(b, dtype=np.float64)
+        n += len(b)
+        total = total + b.sum(axis=0)
+        squares = squares + (b * b).sum(axis=0)
+    mean = total / n
+    return np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+
+
+def choose_clips(groups: Sequence[str], max_clips: int, seed: int = 0) -> list[int]:
+    """Indices of at most `max_clips` items, drawn evenly over their groups (the sources): one
+    clip of every source in turn, each source's clips in a seeded random order.  All when they fit."""
+    if len(groups) <= max_clips:
+        return list(range(len(groups)))
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[int]] = {}
+    for k, g in enumerate(groups):
+        by_group.setdefault(g, []).append(k)
+    queues = [list(rng.permutation(v)) for _, v in sorted(by_group.items())]
+    chosen: list[int] = []
+    while len(chosen) < max_clips:
+        for q in queues:
+            if q and len(chosen) < max_clips:
+                chosen.append(int(q.pop()))
+    return sorted(chosen)
 
 
 def _fit_projections(clips: Sequence[ClipFeatures], offsets: Sequence[int], p: FitParams):
@@ -309,12 +342,10 @@ def _fit_projections(clips: Sequence[ClipFeatures], offsets: Sequence[int], p: F
     if not xs:
         raise ValueError("no usable frames to fit the corpus judge")
     da = clips[0].audio.shape[1]
-    aud = np.concatenate([f.audio[j] for f, _, j in xs])
-    mou = np.concatenate([f.mouth[i] for f, i, _ in xs])
-    a_scale = np.maximum(aud.std(axis=0), 1e-6)
-    m_scale = np.maximum(mou.std(axis=0), 1e-9)
+    a_scale = np.maximum(_column_std([f.audio[j] for f, _, j in xs]), 1e-6)
+    m_scale = np.maximum(_column_std([f.mouth[i] for f, i, _ in xs]), 1e-9)
     dx = (2 * c + 1) * da
-    dm = mou.shape[1]
+    dm = clips[0].mouth.shape[1]
     cxx = np.zeros((dx, dx))
     cyy = np.zeros((dm, dm))
     cxy = np.zeros((dx, dm))
@@ -464,13 +495,15 @@ def fit_judge(clips: Sequence[ClipFeatures], params: FitParams = FitParams()) ->
     t0 = time.perf_counter()
     p = params
     clips = [f for f in clips if f.num_frames > 0]
+    corpus = len(clips)
+    clips = [clips[k] for k in choose_clips([f.group for f in clips], p.max_clips, p.seed)]
     if any(f.reach < p.max_shift + p.context for f in clips):
         raise ValueError(f"clip features need reach >= max_shift + context = {p.max_shift + p.context}")
     usable = sum(len(_valid_rows(f, 0, p.context)[0]) for f in clips)
     if usable < p.min_frames:
         raise ValueError(f"{usable} usable frames in {len(clips)} clips; the corpus judge needs at least "
                          f"{p.min_frames}")
-    report = FitReport(clips=len(clips))
+    report = FitReport(clips=len(clips), corpus_clips=corpus)
     offsets = [0] * len(clips)
     chosen = list(range(len(clips)))
     model = None
@@ -493,7 +526,7 @@ def fit_judge(clips: Sequence[ClipFeatures], params: FitParams = FitParams()) ->
     report.foreign_conf_raw_quantile = q
     report.canonical_correlations = [float(r) for r in model.weights]
     report.seconds = time.perf_counter() - t0
-    info = {"clips": report.clips, "frames": report.frames, "clips_per_iteration": report.clips_per_iteration,
+    info = {"clips": report.clips, "corpus_clips": report.corpus_clips, "frames": report.frames, "clips_per_iteration": report.clips_per_iteration,
             "foreign_quantile": p.foreign_quantile, "foreign_conf_raw_quantile": q, "params": _params_dict(p)}
     model = JudgeModel(a_s, m_s, a_p, m_p, rho, p.context, scale, info)
     return model, report

@@ -16,7 +16,7 @@ from syncvid.stages.sync import SyncStage
 from syncvid.records import Clip, Segment
 from syncvid.sync import corpus_judge as cj
 from syncvid.sync.backends import LandmarkBackend, SyncInput
-from syncvid.commands.judge_sync import MODEL_NAME, collect_features, fit_output_root
+from syncvid.commands.judge_sync import MODEL_NAME, collect_features, find_candidates, fit_output_root
 from syncvid.sync.synthetic import HOP, synthetic_clip
 
 PARAMS = cj.FitParams(min_frames=1000, foreign_pairs=150, iterations=1)
@@ -77,6 +77,14 @@ def test_fit_output_root_saves_a_model_that_finds_offsets(tmp_path):
     result = stage.measure(clip)
     assert abs(result.offset_frames - 5) <= 1 and result.conf >= 3
     assert result.extras["sync_judge"] == "corpus"
+
+
+def test_a_large_run_is_fitted_on_max_clips_drawn_over_its_sources(tmp_path):
+    root = _output_root(tmp_path, 10)
+    assert [c.source for c in find_candidates(root)] == [f"s{i}.mp4" for i in range(10)]
+    outcome = fit_output_root(root, replace(PARAMS, max_clips=9))
+    assert outcome.clips == 9 and outcome.report.corpus_clips == 9
+    assert "fitted on 9 candidates (drawn from 10)" in outcome.message
 
 
 def test_small_run_falls_back_and_says_so(tmp_path):

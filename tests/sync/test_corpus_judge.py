@@ -165,3 +165,32 @@ def test_load_errors_name_the_file(fitted, tmp_path):
         cj.load_model(tmp_path / "v99.npz")
     for err in (cj.ModelFileError,):
         assert "\n" not in str(err("x"))
+
+
+def test_choose_clips_draws_evenly_over_sources_and_keeps_small_corpora_whole():
+    groups = ["a"] * 50 + ["b"] * 5 + ["c"] * 20
+    assert cj.choose_clips(groups, 100) == list(range(75))
+    chosen = cj.choose_clips(groups, 30, seed=1)
+    assert chosen == sorted(set(chosen)) and len(chosen) == 30
+    picked = [groups[k] for k in chosen]
+    # every clip of the small source, the rest shared between the two large ones
+    assert picked.count("b") == 5 and picked.count("a") in (12, 13) and picked.count("c") in (12, 13)
+    assert cj.choose_clips(groups, 30, seed=1) == chosen  # deterministic
+
+
+def test_a_large_corpus_is_fitted_on_max_clips_of_it():
+    corpus = [_features(synthetic_clip(125, 0, seed=600 + i), f"src{i % 4}") for i in range(14)]
+    model, report = cj.fit_judge(corpus, cj.FitParams(min_frames=1000, foreign_pairs=60, iterations=0, max_clips=10))
+    assert report.corpus_clips == 14 and report.clips == 10 and report.clips_per_iteration == [10]
+    assert model.info["corpus_clips"] == 14
+    c = synthetic_clip(125, 4, seed=700)
+    assert abs(cj.judge_clip(model, c.landmarks, c.source_audio, c.audio_start_sample, S).offset - 4) <= 1
+
+
+def test_features_are_float32_and_the_column_std_matches_numpy():
+    f = _features(synthetic_clip(100, 0, seed=5), "x")
+    assert f.mouth.dtype == np.float32 and f.audio.dtype == np.float32
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(3.0, 2.0, (n, 4)).astype(np.float32) for n in (7, 1, 30)]
+    np.testing.assert_allclose(cj._column_std(blocks), np.concatenate(blocks).astype(np.float64).std(axis=0),
+                               rtol=1e-9)
