@@ -78,20 +78,10 @@ class MelParams:
     pad_mode: str = _SCHEMA.pad_mode
 
     def __post_init__(self) -> None:
-        if self.n_fft <= 0 or self.hop_size <= 0 or self.win_size <= 0:
-            raise ValueError("audio.n_fft, audio.hop_size and audio.win_size must be positive")
-        if self.win_size > self.n_fft:
-            raise ValueError(f"audio.win_size ({self.win_size}) must not exceed audio.n_fft ({self.n_fft})")
-        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError(
-                f"audio.fmin/fmax must satisfy 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}"
-            )
-        if self.num_mels <= 0:
-            raise ValueError("audio.num_mels must be positive")
-        if self.min_level_db >= 0:
-            raise ValueError("audio.min_level_db must be negative")
-        if self.pad_mode not in ("constant", "reflect"):
-            raise ValueError(f"audio.pad_mode must be 'constant' or 'reflect', got {self.pad_mode!r}")
+        # the schema's own checks, so that a config and MelParams built in code accept the same values
+        problems = AudioSection(**asdict(self)).check_values()
+        if problems:
+            raise ValueError("; ".join(f"audio.{p}" for p in problems))
 
     @property
     def frames_per_second(self) -> Fraction:
