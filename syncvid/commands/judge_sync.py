@@ -10,13 +10,14 @@ in `judge_output_root`, re-judges the run with it through `syncvid rescore --sta
 of every `syncvid pipeline`.
 
     fit_output_root(out)          # -> CorpusFitOutcome (model saved, or why not)
-    judge_output_root(out)        # fit, then rescore sync with sync.landmark_model=<model>
+    judge_output_root(out)        # fit, then rescore sync with the model (rescore_main(corpus_judge=True))
 
 A later run reuses the model with `--set sync.landmark_model=<out>/sync_model.npz`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -27,11 +28,13 @@ import numpy as np
 
 from syncvid.commands.common import load_new, open_root
 from syncvid.commands.rescore import audio_matches, rescore_main, source_audio_context
+from syncvid.config.pipeline_schema import PipelineConfig
 from syncvid.outputs.markers import read_markers
 from syncvid.sync.corpus_judge import (ClipFeatures, FitParams, FitReport, choose_clips, clip_features, fit_judge,
                                        save_model)
 
-__all__ = ["MODEL_NAME", "Candidate", "CorpusFitOutcome", "collect_features", "find_candidates", "fit_output_root", "judge_output_root"]
+__all__ = ["MODEL_NAME", "Candidate", "CorpusFitOutcome", "collect_features", "find_candidates", "fit_for_config",
+           "fit_output_root", "judge_output_root", "uses_corpus_judge"]
 
 MODEL_NAME = "sync_model.npz"
 
@@ -141,25 +144,34 @@ def fit_output_root(output_dir, params: FitParams = FitParams(), model_path=None
                             report)
 
 
+def uses_corpus_judge(cfg: PipelineConfig) -> bool:
+    """Whether sync is judged by a corpus judge fitted on the run (`sync.corpus_judge`, the default)."""
+    return cfg.sync.corpus_judge and cfg.sync.backend == "landmark" and not cfg.sync.landmark_model
+
+
+def fit_for_config(output_dir, cfg: PipelineConfig, params: FitParams = FitParams()) -> Path | None:
+    """Fit the judge on a run's candidates with `cfg`'s search range and threshold, say what was
+    done in one line, and return the saved model (None: not fitted, the per-clip estimator stays)."""
+    params = dataclasses.replace(params, max_shift=int(cfg.sync.search_frames),
+                                 threshold=float(cfg.sync.conf_threshold))
+    outcome = fit_output_root(output_dir, params)
+    print(f"syncvid: judge-sync: {outcome.message}")
+    return outcome.model_path
+
+
 def judge_output_root(output_dir, overrides: Sequence[str] = (), total_num_workers: int | None = None,
-                      params: FitParams = FitParams(), keep_config: bool = False) -> int:
-    """measure → fit → re-judge: fit on the run's candidates, then rescore sync with the model.
+                      keep_config: bool = False, params: FitParams = FitParams()) -> int:
+    """measure → fit → re-judge: fit on the run's candidates, then rescore sync with the model
+    (`rescore_main` with `corpus_judge=True`).
 
     The run must use the landmark backend.  Without enough clips nothing changes (the message
     says so) and 0 is returned.
     """
     layout, _ = open_root(output_dir)
-    root = layout.root
     cfg = load_new(layout, overrides, {})
     if cfg.sync.backend != "landmark":
         print(f"syncvid: judge-sync: sync.backend is {cfg.sync.backend}; the corpus judge serves the landmark "
               "backend only: nothing changed", file=sys.stderr)
         return 0
-    params = FitParams(**{**params.__dict__, "max_shift": int(cfg.sync.search_frames),
-                          "threshold": float(cfg.sync.conf_threshold)})
-    outcome = fit_output_root(root, params)
-    print(f"syncvid: judge-sync: {outcome.message}")
-    if outcome.model_path is None:
-        return 0
-    return rescore_main(root, ["sync"], [*overrides, f"sync.landmark_model={outcome.model_path}"],
-                        total_num_workers, keep_config=keep_config)
+    return rescore_main(layout.root, ["sync"], list(overrides), total_num_workers, keep_config=keep_config,
+                        corpus_judge=True, fit_params=params)

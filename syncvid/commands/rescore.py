@@ -190,8 +190,15 @@ def rescore_source(job: RescoreJob, worker: RescoreWorker) -> RescoreOutcome:
 
 
 def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, total_num_workers: int | None,
-                 keep_config: bool = False) -> int:
+                 keep_config: bool = False, corpus_judge: bool | None = None, fit_params=None) -> int:
     """`syncvid rescore`: new sync and/or quality scores measured on the aligned candidates.
+
+    Sync with the corpus judge (docs/sync.md): `corpus_judge` None = as the configuration says
+    (`sync.corpus_judge`, the default: the judge is fitted on the candidates first and sync
+    measured with it; too few candidates: the per-clip estimator); True = only with a fitted judge
+    (`syncvid judge-sync`: nothing is rescored when too few candidates); False = never.  The fitted
+    model (`OUT/sync_model.npz`) is applied without becoming part of the run's configuration;
+    `fit_params`: the judge's `FitParams` (default: its defaults).
 
     `keep_config`: the markers keep the fingerprint they were written under and run.yaml stays as
     it is (the corpus sync judge at the end of a run: a resume with the same command skips them)."""
@@ -212,6 +219,16 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
         if others:
             raise UsageError(f"rescore --stages {','.join(stages)} cannot apply {', '.join(others)}: add that "
                              "stage to --stages, or rerun `syncvid pipeline` for earlier stages")
+        scoring = new
+        if "sync" in stages and corpus_judge is not False:
+            from syncvid.commands.judge_sync import fit_for_config, uses_corpus_judge
+
+            if corpus_judge or uses_corpus_judge(new):
+                model = fit_for_config(layout.root, new, *([fit_params] if fit_params is not None else []))
+                if model is not None:
+                    scoring = dataclasses.replace(new, sync=dataclasses.replace(new.sync, landmark_model=str(model)))
+                elif corpus_judge:
+                    return 0
         markers = read_markers(layout)
         fingerprint = config_fingerprint(new)
         accepted = {fingerprint, config_fingerprint(old)}
@@ -234,7 +251,7 @@ def rescore_main(output_dir, stages: list[str], overrides: list[str] | None, tot
         totals = RescoreOutcome(rows=[])
         workers = max(1, min(int(total_num_workers or 1), len(jobs) or 1))
         by_key = {job.key: marker for marker, job in jobs}
-        for key, outcome in _run_jobs([j for _, j in jobs], new, stages, workers):
+        for key, outcome in _run_jobs([j for _, j in jobs], scoring, stages, workers):
             marker = by_key[key]
             clips = [r for r in outcome.rows if r.get("row_type") == "clip"]
             marker.rows = merge_rows(outcome.rows, clips)

@@ -155,6 +155,8 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
 
             apply_thresholds(layout, cfg)
         rows = finish_outputs(layout, sources, contact_sheet=cfg.run.contact_sheet)
+    from syncvid.commands.judge_sync import uses_corpus_judge
+
     if uses_corpus_judge(cfg):
         rows = judge_with_corpus(cfg, layout, sources, notice)
     clips = [r for r in rows if r["row_type"] == "clip"]
@@ -170,11 +172,6 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
         video_hours=sum((r.get("num_frames") or 0) for r in src_rows) / cfg.media.fps / 3600,
         wall_s=time.time() - started,
     )
-
-
-def uses_corpus_judge(cfg: PipelineConfig) -> bool:
-    """Whether the run ends by fitting the corpus sync judge on its candidates (docs/sync.md)."""
-    return cfg.sync.corpus_judge and cfg.sync.backend == "landmark" and not cfg.sync.landmark_model
 
 
 def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, notice) -> list[dict]:

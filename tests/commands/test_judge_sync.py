@@ -118,7 +118,8 @@ def test_a_run_ends_with_the_corpus_judge_and_resumes_without_redoing(sample_run
     from syncvid.outputs.layout import OutputLayout
     from syncvid.outputs.manifest import read_manifest
     from syncvid.outputs.markers import read_markers
-    from syncvid.pipeline.run import run_pipeline, uses_corpus_judge
+    from syncvid.commands.judge_sync import uses_corpus_judge
+    from syncvid.pipeline.run import run_pipeline
 
     root = tmp_path / "out"
     shutil.copytree(sample_run, root)
@@ -146,3 +147,38 @@ def test_a_run_ends_with_the_corpus_judge_and_resumes_without_redoing(sample_run
         [r for r in read_manifest(root / "manifest.parquet") if r.get("reason") in {"bad_name", "not_a_regular_file",
                                                                                   "dangling_link"}])
     assert "the per-clip landmark estimator stays" in capsys.readouterr().out  # too few frames by default
+
+
+def test_rescore_sync_uses_the_corpus_judge_without_changing_the_run_config(sample_run, tmp_path, capsys):
+    """`syncvid rescore --stages sync` follows `sync.corpus_judge` (on by default): it fits the judge
+    first and measures sync with it; the model never enters run.yaml or the fingerprint, so a later
+    `syncvid pipeline` with the same command redoes nothing.  Too small a run: the per-clip estimator."""
+    import shutil
+
+    from syncvid.commands.rescore import rescore_main
+    from syncvid.outputs.layout import OutputLayout
+    from syncvid.outputs.manifest import read_manifest
+    from syncvid.outputs.markers import read_markers
+
+    root = tmp_path / "out"
+    shutil.copytree(sample_run, root)
+    before = {m.source: m.fingerprint for m in read_markers(OutputLayout(root))}
+    yaml_before = (root / "run.yaml").read_text()
+    params = cj.FitParams(min_frames=1000, foreign_pairs=150, iterations=1)
+
+    def judges():
+        return {r["sync_judge"] for r in read_manifest(root / "manifest.parquet")
+                if r["row_type"] == "clip" and r.get("sync_offset_frames") is not None}
+
+    assert rescore_main(root, ["sync"], [], 1, fit_params=params) == 0
+    assert "corpus sync judge fitted on" in capsys.readouterr().out
+    assert judges() == {"corpus"}
+    assert {m.source: m.fingerprint for m in read_markers(OutputLayout(root))} == before
+    assert (root / "run.yaml").read_text() == yaml_before
+    # the default FitParams need more frames than the sample holds: said, and the per-clip judge measures
+    assert rescore_main(root, ["sync"], [], 1) == 0
+    assert "the per-clip landmark estimator stays" in capsys.readouterr().out
+    assert judges() == {"clip"}
+    # explicitly off: no fit at all
+    assert rescore_main(root, ["sync"], ["sync.corpus_judge=false"], 1, fit_params=params) == 0
+    assert "judge-sync" not in capsys.readouterr().out and judges() == {"clip"}
