@@ -158,7 +158,7 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     from syncvid.commands.judge_sync import uses_corpus_judge
 
     if uses_corpus_judge(cfg):
-        rows = judge_with_corpus(cfg, layout, sources, notice)
+        rows = judge_with_corpus(cfg, layout, sources, notice, processed=len(todo))
     clips = [r for r in rows if r["row_type"] == "clip"]
     src_rows = [r for r in rows if r["row_type"] == "source"]
     return RunSummary(
@@ -174,11 +174,28 @@ def run_pipeline(cfg: PipelineConfig, notice=None) -> RunSummary:
     )
 
 
-def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, notice) -> list[dict]:
+def _judged_by_current_model(cfg: PipelineConfig, model_path, rows: list[dict]) -> bool:
+    """Every clip that reached sync is judged by the corpus model at `model_path`, fitted for
+    this configuration's search range and threshold."""
+    from syncvid.sync.corpus_judge import ModelFileError, load_model
+
+    judged = [r for r in rows if r["row_type"] == "clip" and r.get("sync_offset_frames") is not None]
+    if not judged or any(r.get("sync_judge") != "corpus" for r in judged) or not model_path.is_file():
+        return False
+    try:
+        fitted = load_model(model_path).info.get("params", {})
+    except ModelFileError:
+        return False
+    return (fitted.get("max_shift") == cfg.sync.search_frames
+            and fitted.get("threshold") == float(cfg.sync.conf_threshold))
+
+
+def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, notice, processed: int) -> list[dict]:
     """measure → fit → re-judge: fit the corpus judge on every candidate of the output root and
     rescore sync with it; the markers keep this run's fingerprint, so a resume skips their sources.
-    Returns the manifest rows afterwards."""
-    from syncvid.commands.judge_sync import judge_output_root
+    A resume that processed no source, on a root already judged by a model fitted with this run's
+    search range and threshold, keeps that judgement.  Returns the manifest rows afterwards."""
+    from syncvid.commands.judge_sync import MODEL_NAME, judge_output_root
     from syncvid.outputs.finish import collect_rows
 
     rows = collect_rows(layout, sources)
@@ -186,6 +203,9 @@ def judge_with_corpus(cfg: PipelineConfig, layout: OutputLayout, sources: list, 
         return rows  # no candidate anywhere (no video, every source rejected): nothing to fit on
     if not cfg.run.keep_candidates:
         notice("sync.corpus_judge needs the aligned candidates (run.keep_candidates): the per-clip judge stays")
+        return rows
+    if processed == 0 and _judged_by_current_model(cfg, layout.root / MODEL_NAME, rows):
+        notice(f"corpus sync judge: no new candidates since its fit ({MODEL_NAME}): its judgement stays")
         return rows
     judge_output_root(layout.root, total_num_workers=cfg.run.total_num_workers, keep_config=True)
     return collect_rows(layout, sources)

@@ -526,7 +526,8 @@ def fit_judge(clips: Sequence[ClipFeatures], params: FitParams = FitParams()) ->
     report.foreign_conf_raw_quantile = q
     report.canonical_correlations = [float(r) for r in model.weights]
     report.seconds = time.perf_counter() - t0
-    info = {"clips": report.clips, "corpus_clips": report.corpus_clips, "frames": report.frames, "clips_per_iteration": report.clips_per_iteration,
+    info = {"clips": report.clips, "corpus_clips": report.corpus_clips, "frames": report.frames,
+            "clips_per_iteration": report.clips_per_iteration,
             "foreign_quantile": p.foreign_quantile, "foreign_conf_raw_quantile": q, "params": _params_dict(p)}
     model = JudgeModel(a_s, m_s, a_p, m_p, rho, p.context, scale, info)
     return model, report

@@ -142,11 +142,22 @@ def test_a_run_ends_with_the_corpus_judge_and_resumes_without_redoing(sample_run
                                               "run.total_num_workers": 1, "run.progress": False},
                                  overrides=["sync.corpus_judge=true"])
     assert uses_corpus_judge(again)
-    summary = run_pipeline(again, notice=lambda message: None)
+    notices = []
+    summary = run_pipeline(again, notice=notices.append)
     assert summary.processed == 0 and summary.skipped == summary.sources - len(
         [r for r in read_manifest(root / "manifest.parquet") if r.get("reason") in {"bad_name", "not_a_regular_file",
                                                                                   "dangling_link"}])
-    assert "the per-clip landmark estimator stays" in capsys.readouterr().out  # too few frames by default
+    # nothing new since the fit: the judgement stays, no second fit and no rescore
+    assert any("no new candidates since its fit" in n for n in notices)
+    assert "judge-sync" not in capsys.readouterr().out
+    assert judged == [r for r in read_manifest(root / "manifest.parquet")
+                      if r["row_type"] == "clip" and r.get("sync_offset_frames") is not None]
+    # another threshold: fitted again (too few frames for the default FitParams: said, per-clip judge stays)
+    other = load_pipeline_config(None, flags={"run.input_dir": cfg.run.input_dir, "run.output_dir": str(root),
+                                              "run.total_num_workers": 1, "run.progress": False},
+                                 overrides=["sync.conf_threshold=2.5"])
+    run_pipeline(other, notice=lambda message: None)
+    assert "the per-clip landmark estimator stays" in capsys.readouterr().out
 
 
 def test_rescore_sync_uses_the_corpus_judge_without_changing_the_run_config(sample_run, tmp_path, capsys):
