@@ -293,6 +293,11 @@ def judge_benchmark(media: Path, cache: Path | None, step: int = 10, stable_sync
         print(f"stable_syncnet {stable_syncnet} ({stable_syncnet_config}, {res}x{res}, "
               f"{backend.model.num_frames}-frame windows), clips every {sstep} frames: scored in "
               f"{time.perf_counter() - t0:.0f} s")
+        if sstep != step:  # the other judges on the same, sparser clips
+            if "landmark" in judges:
+                tallies[f"landmark, clips every {sstep}"] = evaluate(landmark, data, names, names, sstep)
+            if "corpus" in judges:
+                tallies[f"corpus (run), clips every {sstep}"] = evaluate(corpus, data, names, names, sstep)
     print(f"\nclips: 5 s (125 frames) every {step} frames and 10 s (250) every {2 * step}; shifts {SHIFTS}; "
           "ctx = source audio around the clip, clip = its own audio only")
     for name, t in tallies.items():
