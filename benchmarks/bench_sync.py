@@ -20,6 +20,12 @@ landmark estimator on every real talking head of --media and --media/real (15 sp
 `judge_benchmark`:
 
     python benchmarks/bench_sync.py --judge [--cache DIR]
+
+With `--stable-syncnet CKPT --stable-syncnet-config CFG` a SyncNet checkpoint (e.g. one trained with
+`syncvid train-syncnet` on the same videos) is a further judge on the same test clips, scored by the
+production `StableSyncNetBackend` on the aligned crops (kept in --cache at the config's resolution):
+
+    python benchmarks/bench_sync.py --judge --cache DIR --stable-syncnet CKPT --stable-syncnet-config CFG
 """
 
 from __future__ import annotations
@@ -76,11 +82,21 @@ def main() -> None:
     ap.add_argument("--models", action="store_true", help="also time syncnet/stable_syncnet (random weights)")
     ap.add_argument("--judge", action="store_true", help="corpus judge vs per-clip estimator on all real videos")
     ap.add_argument("--cache", type=Path, default=None, help="--judge: keep the decode + face results here")
+    ap.add_argument("--stable-syncnet", type=Path, default=None, metavar="CKPT",
+                    help="--judge: also score the test clips with this stable_syncnet checkpoint (e.g. from train-syncnet)")
+    ap.add_argument("--stable-syncnet-config", type=Path, default=Path("configs/syncnet/cpu_small.yaml"), metavar="CFG",
+                    help="--judge: the checkpoint's model config (its data.resolution sizes the cached crops)")
+    ap.add_argument("--stable-syncnet-step", type=int, default=None,
+                    help="--judge: frames between test clips for the stable_syncnet judge only (default: as the others, 10)")
+    ap.add_argument("--judges", default=",".join(("landmark", "corpus", "loso", "stable_syncnet")),
+                    help="--judge: which of landmark,corpus,loso,stable_syncnet to run (default all)")
     args = ap.parse_args()
     if args.judge:
         from bench_sync_judge import judge_benchmark
 
-        judge_benchmark(args.media, args.cache)
+        judge_benchmark(args.media, args.cache, stable_syncnet=args.stable_syncnet,
+                        stable_syncnet_config=args.stable_syncnet_config, stable_syncnet_step=args.stable_syncnet_step,
+                        judges=tuple(j.strip() for j in args.judges.split(",") if j.strip()))
         return
 
     videos = sorted(args.media.glob("talk_*.mp4"))

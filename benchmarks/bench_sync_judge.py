@@ -23,6 +23,13 @@ Two further views of the same shifted clips, for when a source is not in sync it
 Fits: "corpus" fits on the 5 s segments of all sources (what a run does: fit on its own
 candidates, then judge them); "LOSO" fits on the other 14 sources for each source and judges
 that one (a speaker the fit never saw).
+
+A SyncNet checkpoint (`--stable-syncnet CKPT --stable-syncnet-config CFG`, e.g. one trained with
+`syncvid train-syncnet` on the same videos) is a further judge of the same test clips: the production
+`StableSyncNetBackend`, as `sync.backend=stable_syncnet` builds it, scores the aligned crops of the
+decode + face stage (resized to the config's `data.resolution` with INTER_AREA, as the backend would,
+and cached beside the landmarks as `<stem>.crops<r>.npz`).  `evaluate` hands each judge its `view` of
+a clip's face (landmarks by default, crops and landmarks for the SyncNet).
 """
 
 from __future__ import annotations
@@ -67,6 +74,61 @@ def load_views(media: Path, cache: Path | None) -> dict[str, tuple[np.ndarray, n
                 np.savez(hit, lm=lm, audio=audio, per_frame=pf)
         out[v.stem] = (lm.astype(np.float16).astype(np.float32), np.asarray(audio, np.float32), pf)
     return out
+
+
+def load_crops(media: Path, cache: Path | None, resolution: int) -> dict[str, np.ndarray]:
+    """name -> the aligned face crops [T, r, r, 3] uint8 of `load_views`' frames, resized to `resolution`
+    (INTER_AREA, as the stable_syncnet backend resizes them) so that 15 sources fit in memory.
+
+    Cached beside the landmarks as `<stem>.crops<r>.npz`; the landmark cache is left as it is."""
+    import cv2
+    from bench_sync import pipeline_view
+
+    from syncvid.config import DEFAULT_PIPELINE_CONFIG, load_config
+    from syncvid.stages.face import FaceStage
+
+    videos = sorted(media.glob("talk_*.mp4")) + sorted((media / "real").glob("*.mp4"))
+    face = None
+    out = {}
+    for v in videos:
+        hit = cache / f"{v.stem}.crops{resolution}.npz" if cache else None
+        if hit is not None and hit.is_file():
+            out[v.stem] = np.load(hit)["crops"]
+            continue
+        if face is None:
+            face = FaceStage(load_config(DEFAULT_PIPELINE_CONFIG).face)
+            face.setup()
+        crops, _, _, _ = pipeline_view(v, face)
+        if crops.shape[1] != resolution:
+            crops = np.stack([cv2.resize(c, (resolution, resolution), interpolation=cv2.INTER_AREA) for c in crops])
+        if hit is not None:
+            hit.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(hit, crops=crops)
+        out[v.stem] = crops
+    return out
+
+
+def stable_syncnet_judge(checkpoint: Path, config: Path, crops: dict[str, np.ndarray]):
+    """(judge, view, backend): the production `StableSyncNetBackend`, as `sync.backend=stable_syncnet` with
+    these `stable_syncnet_checkpoint` / `stable_syncnet_config` builds it in a run, scoring the crops."""
+    from dataclasses import replace
+
+    from syncvid.config.pipeline_schema import SyncSection
+    from syncvid.sync.backends import StableSyncNetBackend, SyncInput
+
+    params = replace(SyncSection(), backend="stable_syncnet", stable_syncnet_checkpoint=str(checkpoint),
+                     stable_syncnet_config=str(config), device="cpu")
+    backend = StableSyncNetBackend(params)
+    backend.setup()
+
+    def view(data, nm, st, w):
+        return crops[nm][st:st + w], data[nm][0][st:st + w]
+
+    def judge(v, au, a0):
+        frames, lm = v
+        return backend.measure(SyncInput(frames, lm, au, a0), S)[0]
+
+    return judge, view, backend
 
 
 def corpus_features(data, names, p: cj.FitParams, seg: int = 125) -> list[cj.ClipFeatures]:
@@ -127,21 +189,27 @@ class Tally:
         return "  " + "; ".join(cells)
 
 
-def evaluate(judge, data, faces, voices, step: int) -> Tally:
-    """`judge(landmarks, audio, start) -> OffsetEstimate` on the test clips of `faces`."""
+def landmarks_view(data, nm: str, st: int, w: int) -> np.ndarray:
+    return data[nm][0][st:st + w]
+
+
+def evaluate(judge, data, faces, voices, step: int, view=landmarks_view) -> Tally:
+    """`judge(view(data, source, start frame, frames), audio, start sample) -> OffsetEstimate` on the test
+    clips of `faces`; the default view is the clip's landmarks."""
     t = Tally()
     for nm in faces:
         lm, au, _ = data[nm]
         n = min(len(lm), len(au) // HOP)
         for w in (125, 250):
             for st in range(0, n - w + 1, step if w == 125 else 2 * step):
-                base = {"ctx": judge(lm[st:st + w], au, st * HOP).offset,
-                        "clip": judge(lm[st:st + w], au[st * HOP:(st + w) * HOP], 0).offset}
+                face = view(data, nm, st, w)
+                base = {"ctx": judge(face, au, st * HOP).offset,
+                        "clip": judge(face, au[st * HOP:(st + w) * HOP], 0).offset}
                 for k in [0] + SHIFTS:
                     a0 = (st + k) * HOP
                     if st + k - S - 2 >= 0 and st + k + w + S + 2 <= n:  # context on both sides
                         t0 = time.perf_counter()
-                        e = judge(lm[st:st + w], au, a0)
+                        e = judge(face, au, a0)
                         t.cost.append(time.perf_counter() - t0)
                         if k == 0 and w == 125:
                             t.own.append(e.conf), t.own_off.append(e.offset), t.own_edge.append(e.at_edge)
@@ -151,7 +219,7 @@ def evaluate(judge, data, faces, voices, step: int) -> Tally:
                             if w == 125:
                                 t.src.setdefault(nm, []).append(e.offset - k)
                     if k and st + k >= 0 and st + k + w <= n:
-                        e = judge(lm[st:st + w], au[a0:a0 + w * HOP], 0)
+                        e = judge(face, au[a0:a0 + w * HOP], 0)
                         t.ok[f"clip{w}"].append(abs(e.offset - k) <= 1)
                         t.track[f"clip{w}"].append(abs(e.offset - base["clip"] - k))
             if w != 125:
@@ -160,7 +228,7 @@ def evaluate(judge, data, faces, voices, step: int) -> Tally:
                 for other in voices:
                     au2 = data[other][1]
                     if other != nm and len(au2) // HOP >= st + w + S + 2:
-                        t.foreign.append(judge(lm[st:st + w], au2, st * HOP).conf)
+                        t.foreign.append(judge(view(data, nm, st, w), au2, st * HOP).conf)
     return t
 
 
@@ -170,7 +238,12 @@ def histogram(values, edges, label: str) -> str:
     return f"  {label:34s} {cells}"
 
 
-def judge_benchmark(media: Path, cache: Path | None, step: int = 10) -> None:
+JUDGES = ("landmark", "corpus", "loso", "stable_syncnet")
+
+
+def judge_benchmark(media: Path, cache: Path | None, step: int = 10, stable_syncnet: Path | None = None,
+                    stable_syncnet_config: Path | None = None, stable_syncnet_step: int | None = None,
+                    judges: tuple[str, ...] = JUDGES) -> None:
     t0 = time.perf_counter()
     data = load_views(media, cache)
     names = list(data)
@@ -182,25 +255,49 @@ def judge_benchmark(media: Path, cache: Path | None, step: int = 10) -> None:
     def landmark(lm, au, a0):
         return landmark_offset(lm, au, a0, S)
 
-    t0 = time.perf_counter()
-    model, report = cj.fit_judge(corpus_features(data, names, p), p)
-    fit_s = time.perf_counter() - t0
-    print(f"corpus fit: {report.clips} clips, {report.frames} frames, refits on {report.clips_per_iteration} clips, "
-          f"canonical correlations {np.round(report.canonical_correlations, 2).tolist()}, conf scale "
-          f"{model.conf_scale:.2f}; {fit_s:.1f} s")
+    tallies = {}
+    if "landmark" in judges:
+        tallies["landmark (per clip)"] = evaluate(landmark, data, names, names, step)
+    fit_s = None
+    if "corpus" in judges:
+        t0 = time.perf_counter()
+        model, report = cj.fit_judge(corpus_features(data, names, p), p)
+        fit_s = time.perf_counter() - t0
+        print(f"corpus fit: {report.clips} clips, {report.frames} frames, refits on {report.clips_per_iteration} clips, "
+              f"canonical correlations {np.round(report.canonical_correlations, 2).tolist()}, conf scale "
+              f"{model.conf_scale:.2f}; {fit_s:.1f} s")
 
-    def corpus(lm, au, a0, m=model):
-        return cj.judge_clip(m, lm, au, a0, S)
+        def corpus(lm, au, a0, m=model):
+            return cj.judge_clip(m, lm, au, a0, S)
 
-    tallies = {"landmark (per clip)": evaluate(landmark, data, names, names, step),
-               "corpus (fit on the run)": evaluate(corpus, data, names, names, step)}
-    loso = Tally()
-    t0 = time.perf_counter()
-    for nm in names:
-        m, _ = cj.fit_judge(corpus_features(data, [n for n in names if n != nm], p), p)
-        loso.extend(evaluate(lambda lm, au, a0, m=m: cj.judge_clip(m, lm, au, a0, S), data, [nm], names, step))
-    tallies["corpus (leave speaker out)"] = loso
-    print(f"(15 leave-one-speaker-out fits and their scoring: {time.perf_counter() - t0:.0f} s)")
+        tallies["corpus (fit on the run)"] = evaluate(corpus, data, names, names, step)
+    if "loso" in judges:
+        loso = Tally()
+        t0 = time.perf_counter()
+        for nm in names:
+            m, _ = cj.fit_judge(corpus_features(data, [n for n in names if n != nm], p), p)
+            loso.extend(evaluate(lambda lm, au, a0, m=m: cj.judge_clip(m, lm, au, a0, S), data, [nm], names, step))
+        tallies["corpus (leave speaker out)"] = loso
+        print(f"(15 leave-one-speaker-out fits and their scoring: {time.perf_counter() - t0:.0f} s)")
+    if stable_syncnet is not None and "stable_syncnet" in judges:
+        from syncvid.config import load_config
+
+        res = int(load_config(stable_syncnet_config).data.resolution)
+        t0 = time.perf_counter()
+        crops = load_crops(media, cache, res)
+        print(f"aligned crops at {res}x{res}: {time.perf_counter() - t0:.0f} s")
+        judge, view, backend = stable_syncnet_judge(stable_syncnet, stable_syncnet_config, crops)
+        sstep = stable_syncnet_step or step
+        t0 = time.perf_counter()
+        tallies["stable_syncnet (train-syncnet)"] = evaluate(judge, data, names, names, sstep, view=view)
+        print(f"stable_syncnet {stable_syncnet} ({stable_syncnet_config}, {res}x{res}, "
+              f"{backend.model.num_frames}-frame windows), clips every {sstep} frames: scored in "
+              f"{time.perf_counter() - t0:.0f} s")
+        if sstep != step:  # the other judges on the same, sparser clips
+            if "landmark" in judges:
+                tallies[f"landmark, clips every {sstep}"] = evaluate(landmark, data, names, names, sstep)
+            if "corpus" in judges:
+                tallies[f"corpus (run), clips every {sstep}"] = evaluate(corpus, data, names, names, sstep)
     print(f"\nclips: 5 s (125 frames) every {step} frames and 10 s (250) every {2 * step}; shifts {SHIFTS}; "
           "ctx = source audio around the clip, clip = its own audio only")
     for name, t in tallies.items():
@@ -212,7 +309,8 @@ def judge_benchmark(media: Path, cache: Path | None, step: int = 10) -> None:
     for name, t in tallies.items():
         print(f" {name}")
         print(t.source_line())
-    print(f"decode + face per 5 s clip: {125 * face_s:.2f} s; corpus fit {fit_s:.1f} s for {report.frames} frames")
+    fit = f"; corpus fit {fit_s:.1f} s for {report.frames} frames" if fit_s is not None else ""
+    print(f"decode + face per 5 s clip: {125 * face_s:.2f} s{fit}")
     print("\nhistograms of in-sync 5 s clips (offset) and of own / foreign confidence:")
     for name, t in tallies.items():
         print(f" {name}")
