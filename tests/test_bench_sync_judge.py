@@ -70,3 +70,22 @@ def test_stable_syncnet_judge_is_the_production_backend(tmp_path):
     est = judge(face, au, 20 * 640)
     ref, _ = backend.measure(SyncInput(crops["s0"][20:52], data["s0"][0][20:52], au, 20 * 640), bj.S)
     assert est.offset == ref.offset and est.conf == pytest.approx(ref.conf)
+
+
+def test_pixel_features_replace_only_the_mouth_part():
+    """bench_sync_pixels: the mouth pixels' principal components (+ velocities) take the landmarks'
+    place; the audio part is the corpus judge's own."""
+    import bench_sync_pixels as bp
+
+    from syncvid.sync import corpus_judge as cj
+
+    data = _data()
+    rng = np.random.default_rng(1)
+    crops = {nm: rng.integers(0, 255, (200, 64, 64, 3), dtype=np.uint8) for nm in data}
+    pix = bp.PixelFeatures(data, crops, components=8)
+    f = pix.clip("s1", 20, 125, 17)
+    ref = cj.clip_features(data["s1"][0][20:145], data["s1"][1], 20 * 640, 17, group="s1")
+    assert f.mouth.shape == (125, 16) and f.mouth.dtype == np.float32
+    np.testing.assert_allclose(f.mouth[:, :8].mean(axis=0), 0, atol=1e-3)  # centred per clip
+    np.testing.assert_array_equal(f.audio, ref.audio)
+    assert len(pix.corpus(["s0", "s1"], cj.FitParams())) == 2  # one 125-frame segment of each 200-frame source
