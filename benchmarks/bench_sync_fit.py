@@ -12,6 +12,12 @@ seconds of one core and the peak memory of
     re-judging after the fit costs, spread over the run's workers.
 
     python benchmarks/bench_sync_fit.py --cache /tmp/judgecache --clips 1000 10000
+
+`--small-runs K` instead checks the smallest runs that are fitted: K random sets of whole sources
+with just over 2,000 frames (their 5 s segments hold about the 1,500 usable frames a fit needs),
+each fitted on its own segments and judged on its own test clips as `bench_sync.py --judge` does
+(in-sync clips kept at threshold 3, foreign voices of the same set rejected, ROC AUC, and whether
+the offset of a clip with its own audio follows a shift to the frame).
 """
 
 from __future__ import annotations
@@ -51,6 +57,33 @@ def features(data: dict, windows, p: cj.FitParams) -> list[cj.ClipFeatures]:
     return out
 
 
+def small_runs(data: dict, runs: int, frames: int = 2050, seed: int = 1) -> None:
+    from bench_sync_judge import corpus_features, evaluate, roc_auc
+
+    p = cj.FitParams()
+    names = list(data)
+    rng = np.random.default_rng(seed)
+    for _ in range(runs):
+        chosen, total = [], 0
+        for nm in rng.permutation(names):
+            if total >= frames:
+                break
+            chosen.append(str(nm))
+            total += len(data[nm][0])
+        try:
+            model, report = cj.fit_judge(corpus_features(data, chosen, p), p)
+        except ValueError as exc:
+            print(f"{len(chosen)} sources, {total} frames: not fitted ({exc})")
+            continue
+        t = evaluate(lambda lm, au, a0, m=model: cj.judge_clip(m, lm, au, a0, p.max_shift), data, chosen, chosen, 10)
+        own, foreign, off = np.array(t.own), np.array(t.foreign), np.array(t.own_off)
+        kept = (own >= 3) & (np.abs(off) <= 6) & ~np.array(t.own_edge, bool)
+        print(f"{len(chosen):2d} sources, {total} frames ({report.frames} fitted): in-sync kept {kept.mean():.0%} "
+              f"({len(own)}), foreign rejected {np.mean(foreign < 3):.0%} ({len(foreign)}), AUC "
+              f"{roc_auc(own, foreign):.3f}, own-audio shift followed exactly {np.mean(np.array(t.track['clip125']) == 0):.0%}",
+              flush=True)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -60,10 +93,14 @@ def main() -> None:
     ap.add_argument("--media", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "media")
     ap.add_argument("--cache", type=Path, default=None, help="folder of cached landmarks + audio (bench_sync.py)")
     ap.add_argument("--clips", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--small-runs", type=int, default=0, metavar="K", help="instead: K smallest fitted runs")
     args = ap.parse_args()
     from bench_sync_judge import load_views
 
     data = load_views(args.media, args.cache)
+    if args.small_runs:
+        small_runs(data, args.small_runs)
+        return
     p = cj.FitParams()
     print(f"{len(data)} real sources; one process, OMP/BLAS threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
     for n in args.clips:
